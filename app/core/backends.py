@@ -1,0 +1,95 @@
+"""One small inference interface with two implementations: ONNX Runtime and TorchScript.
+
+Both take and return numpy arrays keyed by the tensor names in the bundle manifest, so task code
+never knows which runtime is underneath.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Literal
+
+import numpy as np
+
+from app.core.bundle import Bundle, BundleError
+
+BackendName = Literal["onnx", "torchscript"]
+Device = Literal["cpu", "cuda"]
+Feeds = dict[str, np.ndarray]
+
+
+class Backend(ABC):
+    name: BackendName
+
+    def __init__(self, bundle: Bundle, device: Device) -> None:
+        self.bundle = bundle
+        self.device = device
+        self.input_names = [s.name for s in bundle.manifest.inputs]
+        self.output_names = [s.name for s in bundle.manifest.outputs]
+
+    @abstractmethod
+    def run(self, feeds: Feeds) -> Feeds:
+        """Run one batch. `feeds` must hold every manifest input; returns every output."""
+
+    def _check(self, feeds: Feeds) -> None:
+        missing = [n for n in self.input_names if n not in feeds]
+        if missing:
+            raise ValueError(f"missing model inputs {missing}")
+
+
+class OnnxBackend(Backend):
+    name: BackendName = "onnx"
+
+    def __init__(self, bundle: Bundle, device: Device, threads: int = 0) -> None:
+        super().__init__(bundle, device)
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads > 0:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(bundle.artifact("onnx")), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BundleError(f"onnxruntime cannot load {bundle.artifact('onnx')}: {exc}") from exc
+
+    def run(self, feeds: Feeds) -> Feeds:
+        self._check(feeds)
+        outs = self.session.run(self.output_names, {n: feeds[n] for n in self.input_names})
+        return dict(zip(self.output_names, (np.asarray(o) for o in outs), strict=True))
+
+
+class TorchScriptBackend(Backend):
+    name: BackendName = "torchscript"
+
+    def __init__(self, bundle: Bundle, device: Device, threads: int = 0) -> None:
+        super().__init__(bundle, device)
+        import torch
+
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        try:
+            self.module = torch.jit.load(str(bundle.artifact("torchscript")), map_location=device)
+        except Exception as exc:
+            raise BundleError(f"torch cannot load {bundle.artifact('torchscript')}: {exc}") from exc
+        self.module.eval()
+
+    def run(self, feeds: Feeds) -> Feeds:
+        self._check(feeds)
+        torch = self._torch
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device) for n in self.input_names]
+        with torch.inference_mode():
+            out = self.module(*args)
+        outs = out if isinstance(out, tuple | list) else (out,)
+        return dict(zip(self.output_names, (o.detach().cpu().numpy() for o in outs), strict=True))
+
+
+def load_backend(kind: BackendName, bundle: Bundle, device: Device, threads: int = 0) -> Backend:
+    if kind == "onnx":
+        return OnnxBackend(bundle, device, threads)
+    if kind == "torchscript":
+        return TorchScriptBackend(bundle, device, threads)
+    raise ValueError(f"unknown backend {kind!r}: use 'onnx' or 'torchscript'")

@@ -1,0 +1,224 @@
+"""Dynamic micro-batching, one mechanism for every model.
+
+Callers `submit` a list of prepared items and await their results. One worker per model takes up
+to `max_batch_size` items, or whatever arrived within `max_wait_s` of the first one, sorts them by
+length and cuts them into groups of similar length (so padding stays small), and runs each group
+through the model in a thread pool, off the event loop. Each caller gets exactly its own rows, in
+order. The queue is bounded: a full queue rejects at once (HTTP 503), it never grows without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+
+class QueueFullError(RuntimeError):
+    """The model's queue cannot take the request; the client should retry later."""
+
+
+class ShuttingDownError(RuntimeError):
+    """The service is draining and takes no new work."""
+
+
+class BatchFailedError(RuntimeError):
+    """The batch this item was in raised; other batches are unaffected."""
+
+
+class BatchObserver(Protocol):
+    def batch_done(self, model: str, size: int, padding_fraction: float, seconds: float) -> None: ...
+
+    def queue_depth(self, model: str, depth: int) -> None: ...
+
+
+class _NullObserver:
+    def batch_done(self, model: str, size: int, padding_fraction: float, seconds: float) -> None:
+        pass
+
+    def queue_depth(self, model: str, depth: int) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class _Pending(Generic[ItemT, ResultT]):
+    item: ItemT
+    size: int
+    future: asyncio.Future[ResultT] = field(repr=False)
+
+
+def padding_fraction(sizes: Sequence[int]) -> float:
+    """Share of the padded batch tensor that is padding."""
+    if not sizes:
+        return 0.0
+    longest = max(sizes)
+    return 0.0 if longest == 0 else 1.0 - sum(sizes) / (longest * len(sizes))
+
+
+def length_groups(sizes: Sequence[int], max_ratio: float) -> list[list[int]]:
+    """Indices of `sizes` sorted by size and cut wherever the longest item of a group would be
+    more than `max_ratio` times its shortest: each group pads to at most that ratio."""
+    order = sorted(range(len(sizes)), key=lambda i: sizes[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and sizes[i] <= max_ratio * max(1, sizes[groups[-1][0]]):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+class MicroBatcher(Generic[ItemT, ResultT]):
+    def __init__(
+        self,
+        name: str,
+        predict: Callable[[list[ItemT]], list[ResultT]],
+        executor: Executor,
+        *,
+        size_of: Callable[[ItemT], int] = lambda _: 1,
+        max_batch_size: int = 32,
+        max_wait_s: float = 0.005,
+        max_queue: int = 1024,
+        max_length_ratio: float = 2.0,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be >= 1")
+        self.name = name
+        self._predict = predict
+        self._executor = executor
+        self._size_of = size_of
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_s
+        self.max_queue = max_queue
+        self.max_length_ratio = max_length_ratio
+        self._observer: BatchObserver = observer or _NullObserver()
+        self._queue: deque[_Pending[ItemT, ResultT]] = deque()
+        self._arrived = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._worker: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
+
+    async def submit(self, items: Sequence[ItemT]) -> list[ResultT]:
+        """Queue `items` and wait for their results. Raises QueueFullError at once when the queue
+        cannot take all of them. Cancelling the caller (timeout, client gone) withdraws whatever
+        of its items has not started yet."""
+        if self._closing:
+            raise ShuttingDownError(f"{self.name} is shutting down")
+        if len(self._queue) + len(items) > self.max_queue:
+            raise QueueFullError(
+                f"{self.name} queue is full ({len(self._queue)} queued, limit {self.max_queue})"
+            )
+        loop = asyncio.get_running_loop()
+        pending = [_Pending(item, self._size_of(item), loop.create_future()) for item in items]
+        self._queue.extend(pending)
+        self._idle.clear()
+        self._observer.queue_depth(self.name, len(self._queue))
+        self._arrived.set()
+        try:
+            return list(await asyncio.gather(*(p.future for p in pending)))
+        except BaseException:
+            for p in pending:
+                p.future.cancel()
+            raise
+
+    async def _take(self) -> list[_Pending[ItemT, ResultT]]:
+        while not self._queue:
+            self._arrived.clear()
+            self._idle.set()
+            await self._arrived.wait()
+        deadline = time.monotonic() + self.max_wait_s
+        while len(self._queue) < self.max_batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+        batch: list[_Pending[ItemT, ResultT]] = []
+        while self._queue and len(batch) < self.max_batch_size:
+            p = self._queue.popleft()
+            if not p.future.done():  # withdrawn callers leave nothing behind
+                batch.append(p)
+        self._observer.queue_depth(self.name, len(self._queue))
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._take()
+            sizes = [p.size for p in batch]
+            for group in length_groups(sizes, self.max_length_ratio):
+                members = [batch[i] for i in group if not batch[i].future.done()]
+                if not members:
+                    continue
+                started = time.perf_counter()
+                try:
+                    results = await loop.run_in_executor(
+                        self._executor, self._predict, [p.item for p in members]
+                    )
+                    if len(results) != len(members):
+                        raise RuntimeError(f"model returned {len(results)} results for {len(members)} items")
+                except Exception as exc:  # contain the failure to this group
+                    error = BatchFailedError(f"{self.name} inference failed: {type(exc).__name__}: {exc}")
+                    error.__cause__ = exc
+                    for p in members:
+                        if not p.future.done():
+                            p.future.set_exception(error)
+                    continue
+                finally:
+                    self._observer.batch_done(
+                        self.name,
+                        len(members),
+                        padding_fraction([p.size for p in members]),
+                        time.perf_counter() - started,
+                    )
+                for p, r in zip(members, results, strict=True):
+                    if not p.future.done():
+                        p.future.set_result(r)
+
+    async def drain(self, deadline_s: float) -> bool:
+        """Stop taking work, let queued and running items finish (up to the deadline), then stop
+        the worker. Returns True when everything finished in time."""
+        self._closing = True
+        finished = True
+        if self._queue or not self._idle.is_set():
+            try:
+                await asyncio.wait_for(self._idle.wait(), deadline_s)
+            except TimeoutError:
+                finished = False
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        for p in self._queue:
+            if not p.future.done():
+                p.future.set_exception(ShuttingDownError(f"{self.name} shut down before this item ran"))
+        self._queue.clear()
+        return finished
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "max_batch_size": self.max_batch_size,
+            "max_wait_ms": self.max_wait_s * 1000,
+            "max_queue": self.max_queue,
+            "queue_depth": self.depth,
+        }

@@ -1,0 +1,191 @@
+"""The model bundle contract: the one seam between `training/` (writer) and `app/` (reader).
+
+A bundle is a folder `<model_dir>/<task>/<version>/` holding `manifest.json` plus the artifacts
+it lists (at least `onnx` -> `model.onnx` and `torchscript` -> `model.pt`). The manifest carries
+a SHA-256 per artifact; the loader recomputes them and refuses a bundle whose files do not match.
+`models/README.md` documents the format for humans; this module is its executable definition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+# Keys whose values can be large tables; /models leaves them out.
+LARGE_KEYS = frozenset({"vocab", "char_vocab", "ablation", "confusion_matrix_full", "per_series"})
+
+
+class BundleError(RuntimeError):
+    """A bundle is missing, malformed or tampered with. The message names the file."""
+
+
+class TensorSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    dtype: Literal["int64", "int32", "float32", "bool"]
+    # Symbolic dimensions are strings ("batch", "time"), fixed ones integers.
+    shape: list[str | int]
+
+
+class Artifact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+
+
+class Headline(BaseModel):
+    """The one figure the README's model table shows for a bundle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str
+    value: float
+    split: str
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = FORMAT_VERSION
+    task: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    version: str = Field(pattern=r"^[0-9]+(\.[0-9]+)*([.-][0-9A-Za-z]+)*$")
+    created_at: str
+    code_revision: str
+    architecture: dict[str, Any]
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    artifacts: dict[str, Artifact]
+    # Task-specific inference parameters: tokenizer, max length, label set, scaler, horizon...
+    preprocessing: dict[str, Any] = Field(default_factory=dict)
+    labels: list[str] = Field(default_factory=list)
+    headline: Headline
+    # metrics[split_name] -> {metric: value or table}; split names say what they were measured on.
+    metrics: dict[str, Any]
+    data: dict[str, Any]
+    training: dict[str, Any] = Field(default_factory=dict)
+    notes: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        """The manifest without large tables, as served by `GET /models`."""
+        return _strip_large(self.model_dump())
+
+
+def _strip_large(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_large(v) for k, v in value.items() if k not in LARGE_KEYS}
+    if isinstance(value, list):
+        return [_strip_large(v) for v in value]
+    return value
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key so that 1.10.0 > 1.9.0 and numeric parts beat alphanumeric ones."""
+    parts = re.split(r"[.-]", version)
+    return tuple((0, int(p)) if p.isdigit() else (-1, p) for p in parts)  # type: ignore[misc]
+
+
+class Bundle:
+    """A verified bundle on disk."""
+
+    def __init__(self, path: Path, manifest: Manifest) -> None:
+        self.path = path
+        self.manifest = manifest
+
+    def artifact(self, name: str) -> Path:
+        try:
+            return self.path / self.manifest.artifacts[name].path
+        except KeyError:
+            raise BundleError(
+                f"bundle {self.path} has no artifact {name!r} "
+                f"(it lists {sorted(self.manifest.artifacts)})"
+            ) from None
+
+    def read_json(self, name: str) -> Any:
+        return json.loads(self.artifact(name).read_text(encoding="utf-8"))
+
+    def read_lines(self, name: str) -> list[str]:
+        return self.artifact(name).read_text(encoding="utf-8").split("\n")
+
+
+def resolve_bundle_dir(model_dir: Path, task: str, version: str | None = None) -> Path:
+    """`model_dir/task/version`, or the highest version there when none is pinned."""
+    task_dir = model_dir / task
+    if not task_dir.is_dir():
+        raise BundleError(
+            f"no bundle for model {task!r}: folder {task_dir} does not exist "
+            f"(train it with `python -m training.{task}` or set MODELS to the ones you have)"
+        )
+    if version is not None:
+        path = task_dir / version
+        if not (path / MANIFEST_NAME).is_file():
+            raise BundleError(f"no bundle {task!r} version {version!r}: {path / MANIFEST_NAME} missing")
+        return path
+    versions = [p for p in task_dir.iterdir() if (p / MANIFEST_NAME).is_file()]
+    if not versions:
+        raise BundleError(f"no bundle for model {task!r}: no {MANIFEST_NAME} under {task_dir}/*/")
+    return max(versions, key=lambda p: version_key(p.name))
+
+
+def discover_tasks(model_dir: Path) -> list[str]:
+    """Task folders under `model_dir` that hold at least one manifest."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(p.name for p in model_dir.iterdir() if p.is_dir() and any(p.glob(f"*/{MANIFEST_NAME}")))
+
+
+def read_manifest(path: Path) -> Manifest:
+    manifest_path = path / MANIFEST_NAME
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BundleError(f"{manifest_path} is missing") from None
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{manifest_path} is not valid JSON: {exc}") from None
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise BundleError(f"{manifest_path} does not match the bundle format: {exc}") from None
+    if manifest.format_version != FORMAT_VERSION:
+        raise BundleError(
+            f"{manifest_path} has format_version {manifest.format_version}; "
+            f"this service reads {FORMAT_VERSION}"
+        )
+    return manifest
+
+
+def load_bundle(path: Path, required: tuple[str, ...] = ("onnx", "torchscript")) -> Bundle:
+    """Read and verify a bundle: manifest schema, required artifacts, every checksum."""
+    manifest = read_manifest(path)
+    for name in required:
+        if name not in manifest.artifacts:
+            raise BundleError(f"{path / MANIFEST_NAME} lists no {name!r} artifact")
+    for name, art in manifest.artifacts.items():
+        file = path / art.path
+        if not file.is_file():
+            raise BundleError(f"bundle {path}: artifact {name!r} file {file} is missing")
+        actual = sha256_file(file)
+        if actual != art.sha256:
+            raise BundleError(
+                f"bundle {path}: checksum mismatch for {file} "
+                f"(manifest says sha256 {art.sha256[:12]}..., file has {actual[:12]}...); "
+                "refusing a corrupt or tampered bundle"
+            )
+    return Bundle(path, manifest)

@@ -1,0 +1,55 @@
+"""Prometheus series, one registry per app instance (so tests can build many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+FRACTION_BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "lstm_requests", "HTTP requests answered.", ["endpoint", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "lstm_request_latency_seconds",
+            "HTTP request latency.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter("lstm_errors", "Requests that failed, by kind.", ["endpoint", "kind"], registry=r)
+        self.items = Counter("lstm_items", "Items (texts, sentences, series) predicted.", ["model"], registry=r)
+        self.batch_size = Histogram(
+            "lstm_batch_size", "Items per model call.", ["model"], buckets=BATCH_BUCKETS, registry=r
+        )
+        self.padding = Histogram(
+            "lstm_batch_padding_fraction",
+            "Share of each padded batch that is padding.",
+            ["model"],
+            buckets=FRACTION_BUCKETS,
+            registry=r,
+        )
+        self.inference = Histogram(
+            "lstm_inference_seconds", "Time of one model call.", ["model"], buckets=LATENCY_BUCKETS, registry=r
+        )
+        self.queue = Gauge("lstm_queue_depth", "Items waiting per model.", ["model"], registry=r)
+        self.ready = Gauge("lstm_ready", "1 when every configured model is loaded and warm.", registry=r)
+
+    # BatchObserver protocol (app.core.batching)
+    def batch_done(self, model: str, size: int, padding_fraction: float, seconds: float) -> None:
+        self.batch_size.labels(model).observe(size)
+        self.padding.labels(model).observe(padding_fraction)
+        self.inference.labels(model).observe(seconds)
+        self.items.labels(model).inc(size)
+
+    def queue_depth(self, model: str, depth: int) -> None:
+        self.queue.labels(model).set(depth)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

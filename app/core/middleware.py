@@ -1,0 +1,127 @@
+"""Pure ASGI middleware (no BaseHTTPMiddleware: it buffers and breaks streaming/cancellation):
+request ids, access logs and metrics, the body-size limit and the optional API key."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.logs import request_id_var
+from app.core.metrics import Metrics
+
+log = logging.getLogger("app.access")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class ServiceMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, api_key: str | None) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.api_key = api_key.encode() if api_key else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        supplied = headers.get("x-request-id", "")
+        rid = supplied if _SAFE_ID.match(supplied) else uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        rid_header = (b"x-request-id", rid.encode())
+        started = time.perf_counter()
+        status = 500
+        path = scope["path"]
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), rid_header]
+            await send(message)
+
+        try:
+            if self.api_key is not None and path not in OPEN_PATHS:
+                given = headers.get("x-api-key", "").encode()
+                # Constant-time comparison: response timing must not leak the key prefix.
+                if not hmac.compare_digest(given, self.api_key):
+                    await _send_json(
+                        send_wrapper,
+                        401,
+                        {"detail": "missing or wrong API key (header X-API-Key)"},
+                        [(b"www-authenticate", b"ApiKey")],
+                    )
+                    return
+            length = headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                await _send_json(send_wrapper, 413, self._too_large(int(length)), [])
+                return
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body_bytes:
+                        raise _BodyTooLargeError
+                return message
+
+            try:
+                await self.app(scope, limited_receive, send_wrapper)
+            except _BodyTooLargeError:
+                await _send_json(send_wrapper, 413, self._too_large(received), [])
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(endpoint).observe(elapsed)
+            if status >= 400:
+                self.metrics.errors.labels(endpoint, str(status)).inc()
+            log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+            request_id_var.reset(token)
+
+    def _too_large(self, size: int) -> dict[str, Any]:
+        return {
+            "detail": [
+                {
+                    "loc": ["body"],
+                    "msg": f"request body of {size} bytes exceeds the limit of {self.max_body_bytes} bytes",
+                    "type": "body_too_large",
+                    "ctx": {"limit": self.max_body_bytes, "value": size},
+                }
+            ]
+        }

@@ -1,0 +1,64 @@
+"""Every setting of the service, in one place. Read from environment variables (upper-case field
+names, e.g. `BACKEND=torchscript`) and from a `.env` file in the working directory."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", protected_namespaces=()
+    )
+
+    # Models
+    model_dir: Path = Field(Path("models"), description="Folder holding <task>/<version>/ bundles.")
+    models: str = Field(
+        "", description="Comma-separated models to serve; empty serves every bundle in MODEL_DIR."
+    )
+    backend: Literal["onnx", "torchscript"] = Field("onnx", description="Inference runtime.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where inference runs.")
+    threads: int = Field(0, ge=0, description="Intra-op threads per model; 0 lets the runtime pick.")
+
+    # Batching
+    batching: bool = Field(True, description="Dynamic micro-batching; off runs each item alone.")
+    max_batch_size: int = Field(32, ge=1, le=1024, description="Most items in one model call.")
+    max_batch_wait_ms: float = Field(5.0, ge=0, le=1000, description="Longest wait to fill a batch.")
+    max_queue_size: int = Field(1024, ge=1, description="Items queued per model before 503.")
+    request_timeout_s: float = Field(30.0, gt=0, description="Per-request deadline before 504.")
+    shutdown_drain_s: float = Field(20.0, ge=0, description="SIGTERM: time to finish queued work.")
+
+    # Input limits, enforced before any model work
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body (413).")
+    max_items_per_request: int = Field(64, ge=1, description="Texts or series per request.")
+    max_text_chars: int = Field(20_000, ge=1, description="Characters per text.")
+    max_tokens_per_sequence: int = Field(512, ge=1, description="Tokens per pre-tokenised sentence.")
+    max_series_values: int = Field(10_000, ge=1, description="Values per posted series.")
+
+    # Server
+    host: str = Field("0.0.0.0", description="Bind address.")
+    port: int = Field(8000, ge=1, le=65535, description="Bind port.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    api_key: SecretStr | None = Field(
+        None, description="When set, every endpoint but /healthz and /readyz needs X-API-Key."
+    )
+    cors_origins: str = Field("", description="Comma-separated allowed CORS origins; empty: CORS off.")
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        # `API_KEY=` in compose or .env means "no key", not "the empty key".
+        return None if value in ("", None) else value
+
+    @cached_property
+    def model_names(self) -> list[str]:
+        return [m.strip() for m in self.models.split(",") if m.strip()]
+
+    @cached_property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]

@@ -1,0 +1,200 @@
+"""The FastAPI application: loads bundles at start-up, serves the three task routers plus health,
+readiness, model info and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from types import ModuleType
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from app import __version__
+from app.core.backends import load_backend
+from app.core.batching import BatchFailedError, MicroBatcher, QueueFullError, ShuttingDownError
+from app.core.bundle import BundleError, discover_tasks, load_bundle, resolve_bundle_dir
+from app.core.device import Capabilities, select_device
+from app.core.logs import configure_logging, request_id_var
+from app.core.metrics import Metrics
+from app.core.middleware import ServiceMiddleware
+from app.core.service import ModelService
+from app.core.settings import Settings
+
+log = logging.getLogger("app")
+
+# Task packages the service knows how to serve, by model name; each exports `Task` and `router`.
+TASK_PACKAGES: dict[str, str] = {"sentiment": "app.sentiment", "ner": "app.ner", "forecast": "app.forecast"}
+
+
+def _available(packages: Mapping[str, str]) -> dict[str, ModuleType]:
+    return {
+        name: importlib.import_module(path)
+        for name, path in packages.items()
+        if importlib.util.find_spec(path) is not None
+    }
+
+
+def _load_services(
+    settings: Settings, modules: Mapping[str, ModuleType], metrics: Metrics, executor: ThreadPoolExecutor
+) -> dict[str, ModelService]:
+    names = settings.model_names or discover_tasks(settings.model_dir)
+    if not names:
+        raise BundleError(
+            f"no model bundles under {settings.model_dir.resolve()} "
+            "(expected <model>/<version>/manifest.json; set MODEL_DIR or train with `python -m training.<model>`)"
+        )
+    device = select_device(settings.device, settings.backend, Capabilities.probe())
+    services: dict[str, ModelService] = {}
+    for name in names:
+        if name not in modules:
+            raise BundleError(f"unknown model {name!r}: this service serves {', '.join(modules)}")
+        module = modules[name]
+        bundle = load_bundle(resolve_bundle_dir(settings.model_dir, name))
+        if bundle.manifest.task != name:
+            raise BundleError(f"{bundle.path}: manifest task is {bundle.manifest.task!r}, expected {name!r}")
+        backend = load_backend(settings.backend, bundle, device, settings.threads)
+        task = module.Task(bundle, backend)
+        batcher: MicroBatcher[Any, Any] = MicroBatcher(
+            name,
+            task.predict_batch,
+            executor,
+            size_of=task.item_size,
+            max_batch_size=settings.max_batch_size if settings.batching else 1,
+            max_wait_s=settings.max_batch_wait_ms / 1000 if settings.batching else 0.0,
+            max_queue=settings.max_queue_size,
+            observer=metrics,
+        )
+        services[name] = ModelService(task=task, batcher=batcher, timeout_s=settings.request_timeout_s)
+        log.info(
+            "model loaded",
+            extra={"model": name, "version": bundle.manifest.version, "backend": backend.name, "device": device},
+        )
+    return services
+
+
+def create_app(settings: Settings | None = None, task_packages: Mapping[str, str] = TASK_PACKAGES) -> FastAPI:
+    settings = settings or Settings()
+    modules = _available(task_packages)
+    configure_logging(settings.log_level)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One inference thread per model: models run concurrently, each one batch at a time.
+        executor = ThreadPoolExecutor(max_workers=max(1, len(modules)), thread_name_prefix="infer")
+        services = _load_services(settings, modules, metrics, executor)
+        loop = asyncio.get_running_loop()
+        for name, svc in services.items():
+            # Warm-up: the first call of a runtime allocates and specialises; pay that before /readyz.
+            await loop.run_in_executor(executor, svc.task.predict_batch, svc.task.warmup_items())
+            svc.batcher.start()
+            log.info("model warm", extra={"model": name})
+        app.state.services = services
+        app.state.ready = True
+        metrics.ready.set(1)
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            metrics.ready.set(0)
+            results = await asyncio.gather(*(s.batcher.drain(settings.shutdown_drain_s) for s in services.values()))
+            executor.shutdown(wait=True)
+            log.info("shut down", extra={"drained": all(results)})
+
+    app = FastAPI(
+        title="lstm-serve",
+        version=__version__,
+        description="REST inference for three LSTM-family models: sentiment (BiLSTM), named entities "
+        "(BiLSTM-CRF) and time-series forecasting (LSTM regressor), with dynamic micro-batching.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.services = {}
+    app.state.ready = False
+
+    for module in modules.values():
+        app.include_router(module.router)
+
+    _add_operational_routes(app)
+    _add_error_handlers(app)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "x-api-key", "x-request-id"],
+        )
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+    )
+    return app
+
+
+def _add_operational_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers.")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness: every configured model loaded and warm.")
+    async def readyz(request: Request) -> JSONResponse:
+        services: dict[str, ModelService] = request.app.state.services
+        if not request.app.state.ready:
+            return JSONResponse({"status": "not ready", "models": sorted(services)}, status_code=503)
+        return JSONResponse({"status": "ready", "models": sorted(services)})
+
+    @app.get("/models", tags=["operations"], summary="Each served bundle's manifest, without large tables.")
+    async def models(request: Request) -> dict[str, Any]:
+        settings: Settings = request.app.state.settings
+        services: dict[str, ModelService] = request.app.state.services
+        return {
+            name: {
+                "manifest": svc.task.manifest.summary(),
+                "backend": svc.task.backend.name,
+                "device": svc.task.backend.device,
+                "batching": svc.batcher.info() | {"enabled": settings.batching},
+            }
+            for name, svc in services.items()
+        }
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.")
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(
+        {"detail": message, "request_id": request_id_var.get()}, status_code=status, headers=headers
+    )
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(QueueFullError)
+    async def queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
+        return _error(503, str(exc), {"Retry-After": "1"})
+
+    @app.exception_handler(ShuttingDownError)
+    async def shutting_down(_: Request, exc: ShuttingDownError) -> JSONResponse:
+        return _error(503, str(exc), {"Retry-After": "5"})
+
+    @app.exception_handler(TimeoutError)
+    async def timed_out(_: Request, exc: TimeoutError) -> JSONResponse:
+        return _error(504, "the request did not finish within REQUEST_TIMEOUT_S")
+
+    @app.exception_handler(BatchFailedError)
+    async def batch_failed(_: Request, exc: BatchFailedError) -> JSONResponse:
+        log.error("batch failed", exc_info=exc.__cause__ or exc)
+        return _error(500, "inference failed for the batch holding this request; see logs by request_id")
+

@@ -1,0 +1,90 @@
+"""A tiny real task used to test the service core without a trained model: it sums each posted
+sequence through a real exported model (TorchScript + ONNX), so backends, batching, bundles and
+HTTP are exercised end to end. Items containing POISON make the batch raise."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from app.core.bundle import TensorSpec
+from app.core.service import ModelService, get_service
+from app.core.task import ModelTask
+
+POISON = -999.0
+
+
+class EchoModel(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(1))
+
+    def forward(self, values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        steps = torch.arange(values.shape[1], device=values.device).unsqueeze(0)
+        mask = (steps < lengths.unsqueeze(1)).to(values.dtype)
+        return (values * mask * self.scale).sum(dim=1)
+
+
+INPUTS = [
+    TensorSpec(name="values", dtype="float32", shape=["batch", "time"]),
+    TensorSpec(name="lengths", dtype="int64", shape=["batch"]),
+]
+OUTPUTS = [TensorSpec(name="sums", dtype="float32", shape=["batch"])]
+
+
+def write_echo_bundle(model_dir: Path, version: str = "1.0.0") -> Path:
+    from training.bundle import write_bundle
+
+    return write_bundle(
+        module=EchoModel(),
+        example_inputs=(torch.ones(2, 3), torch.tensor([3, 2])),
+        task="echo",
+        version=version,
+        inputs=INPUTS,
+        outputs=OUTPUTS,
+        architecture={"name": "masked sum", "summary": "masked sum (test fixture)"},
+        headline={"metric": "none", "value": 0.0, "split": "none"},
+        metrics={"none": {}},
+        data={"source": "synthetic test fixture"},
+        extra_files={"vocab": ("vocab.txt", b"a\nb\n")},
+        model_dir=model_dir,
+    )
+
+
+class Task(ModelTask[list[float], float]):
+    name = "echo"
+
+    def item_size(self, item: list[float]) -> int:
+        return len(item)
+
+    def predict_batch(self, items: Sequence[list[float]]) -> list[float]:
+        if any(POISON in item for item in items):
+            raise ValueError("poisoned item")
+        longest = max(len(i) for i in items)
+        values = np.zeros((len(items), longest), dtype=np.float32)
+        for row, item in enumerate(items):
+            values[row, : len(item)] = item
+        lengths = np.array([len(i) for i in items], dtype=np.int64)
+        out = self.backend.run({"values": values, "lengths": lengths})
+        return [float(x) for x in out["sums"]]
+
+    def warmup_items(self) -> list[list[float]]:
+        return [[1.0, 2.0], [3.0]]
+
+
+class EchoRequest(BaseModel):
+    values: list[list[float]] = Field(min_length=1, json_schema_extra={"examples": [[[1.0, 2.0]]]})
+
+
+router = APIRouter(tags=["echo"])
+
+
+@router.post("/echo")
+async def echo(body: EchoRequest, svc: ModelService = Depends(get_service("echo"))) -> dict[str, Any]:
+    return {"sums": await svc.predict(body.values)}

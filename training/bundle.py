@@ -1,0 +1,219 @@
+"""Writing bundles: export a trained module to TorchScript and ONNX and seal it with a manifest.
+
+The format itself is defined by `app.core.bundle.Manifest` (training depends on the app's
+contract, never the other way round), so a bundle that this module writes is one the service
+can read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from app.core.bundle import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    Artifact,
+    Manifest,
+    TensorSpec,
+    discover_tasks,
+    load_bundle,
+    read_manifest,
+    resolve_bundle_dir,
+    sha256_file,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL_DIR = ROOT / "models"
+README = ROOT / "README.md"
+
+
+def code_revision() -> str:
+    """The commit the training code ran at, marked dirty when the tree had local changes."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "training", "app"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + ("-dirty" if dirty else "")
+
+
+def export_torchscript(module: torch.nn.Module, path: Path) -> None:
+    """Script the module (keeps data-dependent control flow such as packing exact)."""
+    module.eval()
+    scripted = torch.jit.script(module)
+    scripted.save(str(path))
+
+
+def export_onnx(
+    module: torch.nn.Module,
+    example_inputs: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+    opset: int = 17,
+) -> None:
+    """Export with the TorchScript-based exporter: it maps packed LSTMs to ONNX LSTM nodes with
+    `sequence_lens`, so padded batches match single items (the dynamo exporter cannot)."""
+    module.eval()
+    dynamic_axes: dict[str, dict[int, str]] = {}
+    for spec in [*inputs, *outputs]:
+        axes = {i: d for i, d in enumerate(spec.shape) if isinstance(d, str)}
+        if axes:
+            dynamic_axes[spec.name] = axes
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            example_inputs,
+            str(path),
+            input_names=[s.name for s in inputs],
+            output_names=[s.name for s in outputs],
+            dynamic_axes=dynamic_axes,
+            opset_version=opset,
+            dynamo=False,
+        )
+
+
+def write_bundle(
+    *,
+    module: torch.nn.Module,
+    example_inputs: tuple[torch.Tensor, ...],
+    task: str,
+    version: str,
+    inputs: Sequence[TensorSpec],
+    outputs: Sequence[TensorSpec],
+    architecture: dict[str, Any],
+    headline: dict[str, Any],
+    metrics: dict[str, Any],
+    data: dict[str, Any],
+    preprocessing: dict[str, Any] | None = None,
+    labels: Sequence[str] = (),
+    training: dict[str, Any] | None = None,
+    extra_files: dict[str, tuple[str, bytes]] | None = None,
+    notes: str = "",
+    model_dir: Path = DEFAULT_MODEL_DIR,
+    overwrite: bool = False,
+) -> Path:
+    """Export `module` and write a complete, verified bundle to `model_dir/task/version/`.
+
+    `extra_files` maps artifact name -> (file name, bytes), e.g. {"vocab": ("vocab.txt", ...)}.
+    The bundle is assembled in a temporary folder and moved into place only once it loads back,
+    so a failed export never leaves a half-written bundle behind.
+    """
+    final = model_dir / task / version
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"{final} exists; pick a new version or pass overwrite=True")
+    staging = model_dir / task / f".{version}.partial"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        export_torchscript(module, staging / "model.pt")
+        export_onnx(module, example_inputs, staging / "model.onnx", inputs, outputs)
+        files = {"torchscript": "model.pt", "onnx": "model.onnx"}
+        for name, (filename, content) in (extra_files or {}).items():
+            (staging / filename).write_bytes(content)
+            files[name] = filename
+        artifacts = {
+            name: Artifact(
+                path=filename,
+                sha256=sha256_file(staging / filename),
+                bytes=(staging / filename).stat().st_size,
+            )
+            for name, filename in files.items()
+        }
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            task=task,
+            version=version,
+            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            code_revision=code_revision(),
+            architecture=architecture,
+            inputs=list(inputs),
+            outputs=list(outputs),
+            artifacts=artifacts,
+            preprocessing=preprocessing or {},
+            labels=list(labels),
+            headline=headline,  # type: ignore[arg-type]
+            metrics=metrics,
+            data=data,
+            training=training or {},
+            notes=notes,
+        )
+        (staging / MANIFEST_NAME).write_text(
+            json.dumps(manifest.model_dump(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        load_bundle(staging)  # must round-trip through the service's own loader
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def previous_headline(task: str, model_dir: Path = DEFAULT_MODEL_DIR) -> float | None:
+    """The headline value of the newest shipped bundle of `task`, to decide whether a new run
+    improves on it (bundles are re-committed only when their metrics improve)."""
+    try:
+        return read_manifest(resolve_bundle_dir(model_dir, task)).headline.value
+    except Exception:
+        return None
+
+
+def replace_readme_section(name: str, markdown: str, readme: Path = README) -> None:
+    """Replace the text between `<!-- name:start -->` and `<!-- name:end -->` in the README.
+
+    Training scripts call this with tables computed from their own evaluation, so the README's
+    figures are never typed by hand.
+    """
+    text = readme.read_text(encoding="utf-8")
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"{readme} has no {start} ... {end} markers")
+    block = f"{start}\n{markdown.strip()}\n{end}"
+    readme.write_text(pattern.sub(lambda _: block, text), encoding="utf-8")
+
+
+def models_table(model_dir: Path = DEFAULT_MODEL_DIR) -> str:
+    """The README's overview table: one row per shipped bundle, read from the manifests."""
+    rows = [
+        "| model | version | architecture | headline metric | split | size (ONNX) | trained |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for task in discover_tasks(model_dir):
+        m = read_manifest(resolve_bundle_dir(model_dir, task))
+        value = m.headline.value
+        shown = f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+        size_mb = m.artifacts["onnx"].bytes / 1e6
+        rows.append(
+            f"| {task} | {m.version} | {m.architecture.get('summary', m.architecture.get('name', ''))} "
+            f"| {m.headline.metric} = {shown} | {m.headline.split} | {size_mb:.1f} MB "
+            f"| {m.created_at[:10]} |"
+        )
+    return "\n".join(rows)
+
+
+def update_readme(task_section: tuple[str, str] | None = None, model_dir: Path = DEFAULT_MODEL_DIR) -> None:
+    """Refresh the overview table and, if given, one task's own section (name, markdown)."""
+    replace_readme_section("models", models_table(model_dir))
+    if task_section is not None:
+        replace_readme_section(*task_section)

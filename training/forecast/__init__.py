@@ -1,0 +1,1 @@
+"""Global LSTM forecaster: data, baselines, model, training (`python -m training.forecast`)."""
