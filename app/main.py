@@ -50,7 +50,8 @@ def _load_services(
     if not names:
         raise BundleError(
             f"no model bundles under {settings.model_dir.resolve()} "
-            "(expected <model>/<version>/manifest.json; set MODEL_DIR or train with `python -m training.<model>`)"
+            "(expected <model>/<version>/manifest.json; "
+            "set MODEL_DIR, or train with `python -m training.<model>`)"
         )
     device = select_device(settings.device, settings.backend, Capabilities.probe())
     services: dict[str, ModelService] = {}
@@ -76,7 +77,12 @@ def _load_services(
         services[name] = ModelService(task=task, batcher=batcher, timeout_s=settings.request_timeout_s)
         log.info(
             "model loaded",
-            extra={"model": name, "version": bundle.manifest.version, "backend": backend.name, "device": device},
+            extra={
+                "model": name,
+                "version": bundle.manifest.version,
+                "backend": backend.name,
+                "device": device,
+            },
         )
     return services
 
@@ -106,7 +112,9 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
         finally:
             app.state.ready = False
             metrics.ready.set(0)
-            results = await asyncio.gather(*(s.batcher.drain(settings.shutdown_drain_s) for s in services.values()))
+            results = await asyncio.gather(
+                *(s.batcher.drain(settings.shutdown_drain_s) for s in services.values())
+            )
             executor.shutdown(wait=True)
             log.info("shut down", extra={"drained": all(results)})
 
@@ -197,4 +205,3 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def batch_failed(_: Request, exc: BatchFailedError) -> JSONResponse:
         log.error("batch failed", exc_info=exc.__cause__ or exc)
         return _error(500, "inference failed for the batch holding this request; see logs by request_id")
-

@@ -1,14 +1,119 @@
+"""The HTTP layer of the service core, over the echo test task (a real exported model)."""
+
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+from tests.support.echo import POISON, SLOW
 
 
 def test_readyz_health_and_round_trip(echo_client: Callable[..., Any]) -> None:
     with echo_client() as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["models"] == ["echo"]
+        assert ready.status_code == 200 and ready.json() == {"status": "ready", "models": ["echo"]}
         r = client.post("/echo", json={"values": [[1, 2, 3], [4.5]]})
         assert r.status_code == 200 and r.json() == {"sums": [6.0, 4.5]}
-        assert r.headers["x-request-id"]
+
+
+def test_both_backends_answer_the_same(echo_client: Callable[..., Any]) -> None:
+    body = {"values": [[0.5, 0.25], [1, 2, 3, 4, 5]]}
+    answers = []
+    for backend in ("onnx", "torchscript"):
+        with echo_client(backend=backend) as client:
+            assert client.get("/models").json()["echo"]["backend"] == backend
+            answers.append(client.post("/echo", json=body).json())
+    assert answers[0] == answers[1] == {"sums": [0.75, 15.0]}
+
+
+def test_request_id_is_echoed_or_made(echo_client: Callable[..., Any]) -> None:
+    with echo_client() as client:
+        assert (
+            client.get("/healthz", headers={"x-request-id": "abc-123"}).headers["x-request-id"] == "abc-123"
+        )
+        made = client.get("/healthz", headers={"x-request-id": "bad id\n"}).headers["x-request-id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", made)
+
+
+def test_models_lists_manifests_without_large_tables(echo_client: Callable[..., Any]) -> None:
+    with echo_client() as client:
+        info = client.get("/models").json()["echo"]
+        assert info["manifest"]["version"] == "1.0.0"
+        assert info["manifest"]["artifacts"]["onnx"]["sha256"]
+        assert info["device"] == "cpu" and info["batching"]["enabled"] is True
+
+
+def test_metrics_expose_the_named_series(echo_client: Callable[..., Any]) -> None:
+    with echo_client() as client:
+        client.post("/echo", json={"values": [[1.0], [2.0, 3.0]]})
+        client.post("/echo", json={"values": "junk"})
+        text = client.get("/metrics").text
+    for series in (
+        'lstm_requests_total{endpoint="/echo",method="POST",status="200"} 1.0',
+        'lstm_requests_total{endpoint="/echo",method="POST",status="422"} 1.0',
+        'lstm_errors_total{endpoint="/echo",kind="422"} 1.0',
+        'lstm_request_latency_seconds_bucket{endpoint="/echo",le=',
+        'lstm_batch_size_bucket{le="2.0",model="echo"}',
+        "lstm_batch_padding_fraction_bucket{",
+        'lstm_queue_depth{model="echo"} 0.0',
+        "lstm_inference_seconds_count{",
+        'lstm_items_total{model="echo"}',
+        "lstm_ready 1.0",
+    ):
+        assert series in text, series
+
+
+def test_openapi_docs_have_examples(echo_client: Callable[..., Any]) -> None:
+    with echo_client() as client:
+        assert client.get("/docs").status_code == 200 and client.get("/redoc").status_code == 200
+        schema = client.get("/openapi.json").json()
+        assert schema["components"]["schemas"]["EchoRequest"]["properties"]["values"]["examples"]
+
+
+def test_body_over_limit_is_413_and_service_goes_on(echo_client: Callable[..., Any]) -> None:
+    with echo_client(max_body_bytes=2048) as client:
+        r = client.post("/echo", json={"values": [[1.0] * 2000]})
+        assert r.status_code == 413
+        assert r.json()["detail"][0]["ctx"]["limit"] == 2048
+        # no content-length: the streamed body is counted as it arrives
+        r = client.post("/echo", content=iter([b'{"values": [[' + b"1," * 3000 + b"1]]}"]))
+        assert r.status_code == 413
+        assert client.post("/echo", json={"values": [[1.0]]}).status_code == 200
+
+
+def test_api_key_guards_everything_but_health(echo_client: Callable[..., Any]) -> None:
+    with echo_client(api_key="k3y") as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 200
+        for path in ("/models", "/metrics", "/docs"):
+            assert client.get(path).status_code == 401, path
+        assert client.post("/echo", json={"values": [[1]]}, headers={"x-api-key": "wrong"}).status_code == 401
+        assert client.post("/echo", json={"values": [[1]]}, headers={"x-api-key": "k3y"}).status_code == 200
+
+
+def test_batch_error_is_500_with_request_id_and_others_are_fine(echo_client: Callable[..., Any]) -> None:
+    with echo_client() as client:
+        bad = client.post("/echo", json={"values": [[POISON]]}, headers={"x-request-id": "req-7"})
+        assert bad.status_code == 500 and bad.json()["request_id"] == "req-7"
+        assert client.post("/echo", json={"values": [[2.0]]}).json() == {"sums": [2.0]}
+
+
+def test_timeout_is_504(echo_client: Callable[..., Any]) -> None:
+    with echo_client(request_timeout_s=0.1) as client:
+        r = client.post("/echo", json={"values": [[SLOW]]})
+        assert r.status_code == 504 and "REQUEST_TIMEOUT_S" in r.json()["detail"]
+        assert client.get("/readyz").status_code == 200
+
+
+def test_full_queue_is_503_with_retry_after(echo_client: Callable[..., Any]) -> None:
+    with echo_client(max_queue_size=2, max_batch_size=1) as client:
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(client.post, "/echo", json={"values": [[SLOW]]}) for _ in range(4)]
+            statuses = sorted(f.result().status_code for f in futures)
+            rejected = [f.result() for f in futures if f.result().status_code == 503]
+        assert statuses.count(200) >= 1 and statuses.count(503) >= 1, statuses
+        assert rejected[0].headers["retry-after"] == "1"
+        assert client.post("/echo", json={"values": [[1.0]]}).status_code == 200

@@ -49,7 +49,11 @@ class OnnxBackend(Backend):
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        providers = (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            if device == "cuda"
+            else ["CPUExecutionProvider"]
+        )
         try:
             self.session = ort.InferenceSession(str(bundle.artifact("onnx")), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -72,7 +76,9 @@ class TorchScriptBackend(Backend):
             torch.set_num_threads(threads)
         self._torch = torch
         try:
-            self.module = torch.jit.load(str(bundle.artifact("torchscript")), map_location=device)
+            self.module = torch.jit.load(  # type: ignore[no-untyped-call]
+                str(bundle.artifact("torchscript")), map_location=device
+            )
         except Exception as exc:
             raise BundleError(f"torch cannot load {bundle.artifact('torchscript')}: {exc}") from exc
         self.module.eval()

@@ -77,7 +77,8 @@ class Manifest(BaseModel):
 
     def summary(self) -> dict[str, Any]:
         """The manifest without large tables, as served by `GET /models`."""
-        return _strip_large(self.model_dump())
+        stripped: dict[str, Any] = _strip_large(self.model_dump())
+        return stripped
 
 
 def _strip_large(value: Any) -> Any:
@@ -99,7 +100,7 @@ def sha256_file(path: Path) -> str:
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     """Sort key so that 1.10.0 > 1.9.0 and numeric parts beat alphanumeric ones."""
     parts = re.split(r"[.-]", version)
-    return tuple((0, int(p)) if p.isdigit() else (-1, p) for p in parts)  # type: ignore[misc]
+    return tuple((0, int(p)) if p.isdigit() else (-1, p) for p in parts)
 
 
 class Bundle:
@@ -114,8 +115,7 @@ class Bundle:
             return self.path / self.manifest.artifacts[name].path
         except KeyError:
             raise BundleError(
-                f"bundle {self.path} has no artifact {name!r} "
-                f"(it lists {sorted(self.manifest.artifacts)})"
+                f"bundle {self.path} has no artifact {name!r} (it lists {sorted(self.manifest.artifacts)})"
             ) from None
 
     def read_json(self, name: str) -> Any:

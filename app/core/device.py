@@ -54,7 +54,8 @@ def select_device(requested: Requested, backend: BackendName, caps: Capabilities
         if backend == "onnx" and not caps.ort_cuda:
             reasons.append("onnxruntime has no CUDAExecutionProvider (install onnxruntime-gpu)")
         raise DeviceUnavailableError(
-            f"DEVICE=cuda was requested for BACKEND={backend}, but " + " and ".join(reasons)
+            f"DEVICE=cuda was requested for BACKEND={backend}, but "
+            + " and ".join(reasons)
             + "; use DEVICE=auto or DEVICE=cpu"
         )
     raise ValueError(f"unknown device {requested!r}")

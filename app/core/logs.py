@@ -27,7 +27,9 @@ class JsonFormatter(logging.Formatter):
         if rid is not None:
             entry["request_id"] = rid
         # Fields passed with `extra=` land on the record as attributes.
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")})
+        entry.update(
+            {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
+        )
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)

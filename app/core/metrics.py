@@ -23,8 +23,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.errors = Counter("lstm_errors", "Requests that failed, by kind.", ["endpoint", "kind"], registry=r)
-        self.items = Counter("lstm_items", "Items (texts, sentences, series) predicted.", ["model"], registry=r)
+        self.errors = Counter(
+            "lstm_errors", "Requests that failed, by kind.", ["endpoint", "kind"], registry=r
+        )
+        self.items = Counter(
+            "lstm_items", "Items (texts, sentences, series) predicted.", ["model"], registry=r
+        )
         self.batch_size = Histogram(
             "lstm_batch_size", "Items per model call.", ["model"], buckets=BATCH_BUCKETS, registry=r
         )
@@ -36,7 +40,11 @@ class Metrics:
             registry=r,
         )
         self.inference = Histogram(
-            "lstm_inference_seconds", "Time of one model call.", ["model"], buckets=LATENCY_BUCKETS, registry=r
+            "lstm_inference_seconds",
+            "Time of one model call.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.queue = Gauge("lstm_queue_depth", "Items waiting per model.", ["model"], registry=r)
         self.ready = Gauge("lstm_ready", "1 when every configured model is loaded and warm.", registry=r)

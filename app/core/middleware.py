@@ -21,17 +21,19 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 
-class _BodyTooLargeError(Exception):
-    pass
-
-
-async def _send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]) -> None:
+async def _send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]
+) -> None:
     payload = json.dumps(body).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
         }
     )
     await send({"type": "http.response.body", "body": payload})
@@ -81,19 +83,26 @@ class ServiceMiddleware:
                 await _send_json(send_wrapper, 413, self._too_large(int(length)), [])
                 return
             received = 0
+            too_large = False
 
             async def limited_receive() -> Message:
-                nonlocal received
+                # Chunked bodies carry no content-length: count as they arrive, and past the
+                # limit tell the app the client went away so it stops reading.
+                nonlocal received, too_large
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_body_bytes:
-                        raise _BodyTooLargeError
+                        too_large = True
+                        return {"type": "http.disconnect"}
                 return message
 
-            try:
-                await self.app(scope, limited_receive, send_wrapper)
-            except _BodyTooLargeError:
+            async def guarded_send(message: Message) -> None:
+                if not too_large:  # whatever the app answers to a cut-off body is replaced
+                    await send_wrapper(message)
+
+            await self.app(scope, limited_receive, guarded_send)
+            if too_large:
                 await _send_json(send_wrapper, 413, self._too_large(received), [])
         finally:
             elapsed = time.perf_counter() - started

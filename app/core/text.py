@@ -27,7 +27,7 @@ def _tokenizer():  # type: ignore[no-untyped-def]
 def spacy_version() -> str:
     import spacy
 
-    return str(spacy.__version__)
+    return str(spacy.about.__version__)
 
 
 def tokenize(text: str) -> list[Token]:

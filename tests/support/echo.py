@@ -1,9 +1,10 @@
 """A tiny real task used to test the service core without a trained model: it sums each posted
 sequence through a real exported model (TorchScript + ONNX), so backends, batching, bundles and
-HTTP are exercised end to end. Items containing POISON make the batch raise."""
+HTTP are exercised end to end. Items containing POISON make the batch raise, SLOW ones slow."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from app.core.service import ModelService, get_service
 from app.core.task import ModelTask
 
 POISON = -999.0
+SLOW = -1000.0  # an item holding this makes the model call take SLOW_SECONDS
+SLOW_SECONDS = 0.5
 
 
 class EchoModel(torch.nn.Module):
@@ -66,6 +69,8 @@ class Task(ModelTask[list[float], float]):
     def predict_batch(self, items: Sequence[list[float]]) -> list[float]:
         if any(POISON in item for item in items):
             raise ValueError("poisoned item")
+        if any(SLOW in item for item in items):
+            time.sleep(SLOW_SECONDS)
         longest = max(len(i) for i in items)
         values = np.zeros((len(items), longest), dtype=np.float32)
         for row, item in enumerate(items):

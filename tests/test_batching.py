@@ -1,0 +1,160 @@
+"""The shared micro-batcher: ordering, grouping by length, failure containment, backpressure."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from app.core.batching import (
+    BatchFailedError,
+    MicroBatcher,
+    QueueFullError,
+    ShuttingDownError,
+    length_groups,
+    padding_fraction,
+)
+
+
+class Recorder:
+    def __init__(self, delay: float = 0.0, fail_on: int | None = None) -> None:
+        self.batches: list[list[int]] = []
+        self.delay = delay
+        self.fail_on = fail_on
+        self.lock = threading.Lock()
+
+    def __call__(self, items: list[int]) -> list[int]:
+        with self.lock:
+            self.batches.append(list(items))
+        time.sleep(self.delay)
+        if self.fail_on is not None and self.fail_on in items:
+            raise ValueError("boom")
+        return [i * 10 for i in items]
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def make(predict: Recorder, pool: ThreadPoolExecutor, **kw: object) -> MicroBatcher[int, int]:
+    return MicroBatcher("t", predict, pool, size_of=lambda i: i, **kw)  # type: ignore[arg-type]
+
+
+def test_padding_fraction_and_groups() -> None:
+    assert padding_fraction([4, 4]) == 0.0
+    assert padding_fraction([2, 4]) == pytest.approx(0.25)
+    groups = length_groups([100, 3, 5, 90, 4, 40], max_ratio=2.0)
+    assert [[[100, 3, 5, 90, 4, 40][i] for i in g] for g in groups] == [[3, 4, 5], [40], [90, 100]]
+
+
+def test_concurrent_callers_get_their_own_rows_in_order() -> None:
+    rec = Recorder(delay=0.01)
+
+    async def main() -> list[list[int]]:
+        with ThreadPoolExecutor(1) as pool:
+            b = make(rec, pool, max_batch_size=16, max_wait_s=0.02, max_length_ratio=1000.0)
+            b.start()
+            requests = [[r * 100 + k for k in range(1 + r % 4)] for r in range(1, 21)]
+            out = await asyncio.gather(*(b.submit(req) for req in requests))
+            await b.drain(1.0)
+            assert out == [[i * 10 for i in req] for req in requests]
+            return rec.batches
+
+    batches = run(main())
+    assert max(len(b) for b in batches) > 1, "concurrent requests should share model calls"
+    assert all(len(b) <= 16 for b in batches)
+
+
+def test_items_are_grouped_by_length() -> None:
+    rec = Recorder()
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            b = make(rec, pool, max_batch_size=64, max_wait_s=0.05, max_length_ratio=2.0)
+            b.start()
+            await asyncio.gather(b.submit([3, 400]), b.submit([350, 5]), b.submit([4]))
+            await b.drain(1.0)
+
+    run(main())
+    for batch in rec.batches:
+        assert max(batch) <= 2 * min(batch)
+    assert sorted(x for b in rec.batches for x in b) == [3, 4, 5, 350, 400]
+
+
+def test_one_batch_failing_does_not_poison_others() -> None:
+    rec = Recorder(fail_on=7)
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            # ratio 1.0 puts every distinct length in its own model call
+            b = make(rec, pool, max_batch_size=8, max_wait_s=0.02, max_length_ratio=1.0)
+            b.start()
+            results = await asyncio.gather(
+                b.submit([7]), b.submit([3]), b.submit([9]), return_exceptions=True
+            )
+            assert isinstance(results[0], BatchFailedError) and "boom" in str(results[0])
+            assert results[1:] == [[30], [90]]
+            assert await b.submit([5]) == [50]  # the worker keeps going
+            await b.drain(1.0)
+
+    run(main())
+
+
+def test_full_queue_rejects_at_once() -> None:
+    rec = Recorder(delay=0.2)
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            b = make(rec, pool, max_batch_size=1, max_wait_s=0.0, max_queue=3)
+            b.start()
+            first = asyncio.ensure_future(b.submit([1]))
+            await asyncio.sleep(0.05)  # first is now running, the queue is empty
+            queued = asyncio.ensure_future(b.submit([2, 3, 4]))
+            await asyncio.sleep(0)
+            started = time.perf_counter()
+            with pytest.raises(QueueFullError, match="queue is full"):
+                await b.submit([5])
+            assert time.perf_counter() - started < 0.05
+            assert await first == [10] and await queued == [20, 30, 40]
+            await b.drain(1.0)
+
+    run(main())
+
+
+def test_withdrawn_items_are_skipped() -> None:
+    rec = Recorder(delay=0.1)
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            b = make(rec, pool, max_batch_size=1, max_wait_s=0.0)
+            b.start()
+            first = asyncio.ensure_future(b.submit([1]))
+            await asyncio.sleep(0.02)
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(b.submit([2]), 0.01)  # times out while queued
+            assert await first == [10]
+            assert await b.submit([3]) == [30]
+            await b.drain(1.0)
+
+    run(main())
+    assert [2] not in rec.batches, "a caller that gave up leaves no work behind"
+
+
+def test_drain_finishes_queued_work_then_refuses() -> None:
+    rec = Recorder(delay=0.02)
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1) as pool:
+            b = make(rec, pool, max_batch_size=2, max_wait_s=0.0)
+            b.start()
+            pending = [asyncio.ensure_future(b.submit([i])) for i in range(1, 7)]
+            await asyncio.sleep(0)
+            assert await b.drain(5.0) is True
+            assert [await p for p in pending] == [[i * 10] for i in range(1, 7)]
+            with pytest.raises(ShuttingDownError):
+                await b.submit([1])
+
+    run(main())

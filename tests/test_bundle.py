@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app.core.bundle import (
+    MANIFEST_NAME,
+    BundleError,
+    discover_tasks,
+    load_bundle,
+    read_manifest,
+    resolve_bundle_dir,
+    version_key,
+)
+from app.core.settings import Settings
+from app.main import create_app
+from tests.conftest import ECHO_PACKAGES
+
+
+@pytest.fixture
+def bundle_copy(echo_model_dir: Path, tmp_path: Path) -> Path:
+    shutil.copytree(echo_model_dir, tmp_path / "models")
+    return tmp_path / "models" / "echo" / "1.0.0"
+
+
+def test_written_bundle_loads_and_lists_checksums(echo_model_dir: Path) -> None:
+    bundle = load_bundle(resolve_bundle_dir(echo_model_dir, "echo"))
+    assert set(bundle.manifest.artifacts) == {"onnx", "torchscript", "vocab"}
+    assert bundle.read_lines("vocab")[:2] == ["a", "b"]
+    assert all(len(a.sha256) == 64 for a in bundle.manifest.artifacts.values())
+
+
+@pytest.mark.parametrize("artifact", ["model.onnx", "model.pt", "vocab.txt"])
+def test_checksum_mismatch_is_refused_naming_the_file(bundle_copy: Path, artifact: str) -> None:
+    with (bundle_copy / artifact).open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(BundleError, match=rf"checksum mismatch for .*{artifact.replace('.', '[.]')}"):
+        load_bundle(bundle_copy)
+
+
+def test_missing_artifact_file_is_refused(bundle_copy: Path) -> None:
+    (bundle_copy / "model.onnx").unlink()
+    with pytest.raises(BundleError, match=r"artifact 'onnx' file .*model.onnx is missing"):
+        load_bundle(bundle_copy)
+
+
+def test_manifest_schema_is_enforced(bundle_copy: Path) -> None:
+    raw = json.loads((bundle_copy / MANIFEST_NAME).read_text())
+    del raw["headline"]
+    (bundle_copy / MANIFEST_NAME).write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match="does not match the bundle format"):
+        read_manifest(bundle_copy)
+
+
+def test_missing_bundle_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match=r"no bundle for model 'sentiment': folder .* does not exist"):
+        resolve_bundle_dir(tmp_path, "sentiment")
+
+
+def test_highest_version_is_picked(tmp_path: Path) -> None:
+    for v in ("1.9.0", "1.10.0", "1.2.0"):
+        (tmp_path / "m" / v).mkdir(parents=True)
+        (tmp_path / "m" / v / MANIFEST_NAME).write_text("{}")
+    assert resolve_bundle_dir(tmp_path, "m").name == "1.10.0"
+    assert resolve_bundle_dir(tmp_path, "m", "1.2.0").name == "1.2.0"
+    assert version_key("1.10.0") > version_key("1.9.0")
+    assert discover_tasks(tmp_path) == ["m"]
+
+
+def test_service_refuses_to_start_on_tampered_bundle(bundle_copy: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    (bundle_copy / "model.pt").write_bytes(b"not a model")
+    settings = Settings(_env_file=None, model_dir=bundle_copy.parents[1])  # type: ignore[call-arg]
+    with (
+        pytest.raises(BundleError, match=r"checksum mismatch for .*model[.]pt"),
+        TestClient(create_app(settings, task_packages=ECHO_PACKAGES)),
+    ):
+        pass
+
+
+def test_service_refuses_to_start_without_bundles(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    settings = Settings(_env_file=None, model_dir=tmp_path)  # type: ignore[call-arg]
+    with (
+        pytest.raises(BundleError, match="no model bundles under"),
+        TestClient(create_app(settings, task_packages=ECHO_PACKAGES)),
+    ):
+        pass
+    settings = Settings(_env_file=None, model_dir=tmp_path, models="echo")  # type: ignore[call-arg]
+    with (
+        pytest.raises(BundleError, match="no bundle for model 'echo'"),
+        TestClient(create_app(settings, task_packages=ECHO_PACKAGES)),
+    ):
+        pass

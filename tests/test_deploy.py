@@ -1,0 +1,66 @@
+"""Docker and compose wiring, checked without a Docker engine (none runs on CI machines)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app.core.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
+
+
+def compose_service() -> dict[str, Any]:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert list(services) == ["lstm-serve"]
+    return dict(services["lstm-serve"])
+
+
+def test_compose_environment_names_real_settings() -> None:
+    env = compose_service()["environment"]
+    unknown = set(env) - SETTINGS_ENV
+    assert not unknown, f"compose passes variables the service does not read: {unknown}"
+    assert {"MODEL_DIR", "BACKEND", "DEVICE", "PORT", "API_KEY"} <= set(env)
+
+
+def test_compose_port_volume_and_healthcheck_agree_with_settings() -> None:
+    svc = compose_service()
+    env = svc["environment"]
+    container_port = str(env["PORT"])
+    (mapping,) = svc["ports"]
+    assert mapping.rsplit(":", 1)[1] == container_port
+    (volume,) = svc["volumes"]
+    source, target, mode = volume.split(":")
+    assert (source, target, mode) == ("./models", env["MODEL_DIR"], "ro")
+    test = " ".join(svc["healthcheck"]["test"])
+    assert f"127.0.0.1:{container_port}/readyz" in test
+    assert svc["build"]["target"] == "cpu"
+    # compose's grace period must outlast the service's own drain deadline
+    grace = int(re.fullmatch(r"(\d+)s", svc["stop_grace_period"]).group(1))  # type: ignore[union-attr]
+    drain = float(re.search(r"\d+", env["SHUTDOWN_DRAIN_S"]).group(0))  # type: ignore[union-attr]
+    assert grace > drain
+
+
+def test_dockerfile_runs_non_root_with_readiness_healthcheck() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    assert [s.split()[2] for s in stages] == ["cuda", "cpu"]  # cpu last: the default target
+    for stage in stages:
+        assert re.search(r"^USER app$", stage, re.M)
+        assert "useradd" in stage and "--uid 10001" in stage
+        assert re.search(r"^HEALTHCHECK .*\n?.*/readyz", stage, re.M)
+        assert "bash scripts/install.sh" in stage  # the same install a local user runs
+        assert 'CMD ["python", "-m", "app"]' in stage
+        assert "ENV MODEL_DIR=/srv/models" in stage
+    assert "ORT_GPU=1" in stages[0] and "TORCH_INDEX_URL" in stages[1]
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in SETTINGS_ENV if f"`{name}`" not in readme]
+    assert not missing, f"README configuration table lacks {missing}"

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.core.device import Capabilities, DeviceUnavailableError, select_device
+from app.core.settings import Settings
+
+NONE = Capabilities(torch_cuda=False, ort_cuda=False)
+TORCH_ONLY = Capabilities(torch_cuda=True, ort_cuda=False)
+BOTH = Capabilities(torch_cuda=True, ort_cuda=True)
+
+
+@pytest.mark.parametrize(
+    ("requested", "backend", "caps", "expected"),
+    [
+        ("auto", "onnx", NONE, "cpu"),
+        ("auto", "onnx", TORCH_ONLY, "cpu"),  # GPU present but onnxruntime cannot use it
+        ("auto", "onnx", BOTH, "cuda"),
+        ("auto", "torchscript", TORCH_ONLY, "cuda"),
+        ("auto", "torchscript", NONE, "cpu"),
+        ("cpu", "onnx", BOTH, "cpu"),
+        ("cuda", "onnx", BOTH, "cuda"),
+        ("cuda", "torchscript", TORCH_ONLY, "cuda"),
+    ],
+)
+def test_device_selection(requested: str, backend: str, caps: Capabilities, expected: str) -> None:
+    assert select_device(requested, backend, caps) == expected  # type: ignore[arg-type]
+
+
+def test_cuda_without_gpu_fails_with_reason() -> None:
+    with pytest.raises(DeviceUnavailableError, match=r"torch sees no CUDA GPU.*onnxruntime-gpu"):
+        select_device("cuda", "onnx", NONE)
+    with pytest.raises(DeviceUnavailableError, match="no CUDAExecutionProvider"):
+        select_device("cuda", "onnx", TORCH_ONLY)
+
+
+def test_probe_on_this_machine_is_consistent() -> None:
+    caps = Capabilities.probe()
+    assert select_device("auto", "onnx", caps) == ("cuda" if caps.torch_cuda and caps.ort_cuda else "cpu")
+
+
+def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKEND", "torchscript")
+    monkeypatch.setenv("DEVICE", "cpu")
+    monkeypatch.setenv("MODELS", "sentiment, ner")
+    monkeypatch.setenv("MAX_BATCH_SIZE", "8")
+    monkeypatch.setenv("API_KEY", "s3cret")
+    monkeypatch.setenv("MODEL_DIR", "/srv/models")
+    s = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (s.backend, s.device, s.max_batch_size) == ("torchscript", "cpu", 8)
+    assert s.model_names == ["sentiment", "ner"]
+    assert s.model_dir == Path("/srv/models")
+    assert s.api_key is not None and s.api_key.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s)  # secrets never reach logs through the settings object
+
+
+def test_settings_from_dotenv_and_validation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = tmp_path / ".env"
+    env.write_text("BACKEND=torchscript\nAPI_KEY=\nPORT=9001\n")
+    s = Settings(_env_file=env)  # type: ignore[call-arg]
+    assert (s.backend, s.port, s.api_key) == ("torchscript", 9001, None)
+    monkeypatch.setenv("BACKEND", "tensorflow")
+    with pytest.raises(ValueError, match="backend"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
