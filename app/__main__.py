@@ -7,10 +7,11 @@ import uvicorn
 from app.core.settings import Settings
 
 
-def main() -> None:
+def main(factory: str = "app.main:create_app") -> None:
+    """Serve the app that `factory` builds (tests pass their own task set)."""
     settings = Settings()
     uvicorn.run(
-        "app.main:create_app",
+        factory,
         factory=True,
         host=settings.host,
         port=settings.port,

@@ -4,6 +4,7 @@ HTTP are exercised end to end. Items containing POISON make the batch raise, SLO
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,6 +64,11 @@ def write_echo_bundle(model_dir: Path, version: str = "1.0.0") -> Path:
 class Task(ModelTask[list[float], float]):
     name = "echo"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A fixed cost per model call, like a real network's, so a test can know its capacity.
+        self.call_seconds = float(os.environ.get("ECHO_CALL_MS", "0")) / 1000
+
     def item_size(self, item: list[float]) -> int:
         return len(item)
 
@@ -71,6 +77,7 @@ class Task(ModelTask[list[float], float]):
             raise ValueError("poisoned item")
         if any(SLOW in item for item in items):
             time.sleep(SLOW_SECONDS)
+        time.sleep(self.call_seconds)
         longest = max(len(i) for i in items)
         values = np.zeros((len(items), longest), dtype=np.float32)
         for row, item in enumerate(items):
