@@ -26,7 +26,7 @@ from app.core.device import Capabilities, select_device
 from app.core.logs import configure_logging, request_id_var
 from app.core.metrics import Metrics
 from app.core.middleware import ServiceMiddleware
-from app.core.service import ModelService
+from app.core.service import ClientDisconnectedError, ModelService
 from app.core.settings import Settings
 
 log = logging.getLogger("app")
@@ -200,6 +200,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TimeoutError)
     async def timed_out(_: Request, exc: TimeoutError) -> JSONResponse:
         return _error(504, "the request did not finish within REQUEST_TIMEOUT_S")
+
+    @app.exception_handler(ClientDisconnectedError)
+    async def client_gone(_: Request, exc: ClientDisconnectedError) -> JSONResponse:
+        # Nobody reads this answer; 499 (nginx's "client closed request") keeps the metrics honest.
+        return _error(499, "client closed the request")
 
     @app.exception_handler(BatchFailedError)
     async def batch_failed(_: Request, exc: BatchFailedError) -> JSONResponse:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.echo import SLOW_SECONDS
 from tests.support.server import running_server
@@ -46,3 +47,24 @@ def test_sigterm_finishes_in_flight_and_queued_requests(echo_model_dir: Path) ->
         expected = (-1000.0 if i < 2 else float(i)) + float(i)
         assert r.json() == {"sums": [expected]}
     assert elapsed >= 2 * SLOW_SECONDS  # the slow items really were waited for
+
+
+def test_disconnected_client_leaves_no_work_behind(echo_model_dir: Path) -> None:
+    env = {"MODEL_DIR": str(echo_model_dir), "MAX_BATCH_SIZE": "1"}
+    with running_server(env, factory="tests.support.echo_app:create") as (_, url):
+
+        async def scenario() -> None:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                slow = asyncio.ensure_future(client.post("/echo", json={"values": [[-1000.0]]}))
+                await asyncio.sleep(0.1)
+                # queued behind the slow call; the client gives up and closes its connection
+                with pytest.raises(httpx.ReadTimeout):
+                    await client.post("/echo", json={"values": [[7.0]]}, timeout=0.1)
+                assert (await slow).status_code == 200
+                assert (await client.post("/echo", json={"values": [[1.0]]})).json() == {"sums": [1.0]}
+                metrics = (await client.get("/metrics")).text
+            # the slow item and the last one ran; the abandoned one never reached the model
+            assert 'lstm_items_total{model="echo"} 2.0' in metrics
+            assert 'status="499"' in metrics
+
+        asyncio.run(scenario())
