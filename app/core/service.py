@@ -39,8 +39,8 @@ class ModelService:
         Past the deadline this raises TimeoutError (504); when the client disconnects first it
         raises ClientDisconnectedError. Either way the request's items that have not started are
         withdrawn from the queue, so abandoned work never delays anyone else."""
-        work = asyncio.ensure_future(self.batcher.submit(items))
-        watchers = {work}
+        work: asyncio.Future[Any] = asyncio.ensure_future(self.batcher.submit(items))
+        watchers: set[asyncio.Future[Any]] = {work}
         if self.request is not None:
             watchers.add(asyncio.ensure_future(_wait_for_disconnect(self.request)))
         try:
@@ -55,7 +55,8 @@ class ModelService:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await fut
         if work in done:
-            return work.result()
+            results: list[Any] = work.result()
+            return results
         with contextlib.suppress(asyncio.CancelledError):
             await work
         if done:
