@@ -135,6 +135,13 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
 
     _add_operational_routes(app)
     _add_error_handlers(app)
+    app.add_middleware(
+        ServiceMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+    )
+    # Outermost, so browsers' preflights are answered before the API-key check.
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -142,12 +149,6 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
             allow_methods=["GET", "POST"],
             allow_headers=["content-type", "x-api-key", "x-request-id"],
         )
-    app.add_middleware(
-        ServiceMiddleware,
-        metrics=metrics,
-        max_body_bytes=settings.max_body_bytes,
-        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-    )
     return app
 
 

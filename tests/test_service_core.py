@@ -117,3 +117,35 @@ def test_full_queue_is_503_with_retry_after(echo_client: Callable[..., Any]) -> 
         assert statuses.count(200) >= 1 and statuses.count(503) >= 1, statuses
         assert rejected[0].headers["retry-after"] == "1"
         assert client.post("/echo", json={"values": [[1.0]]}).status_code == 200
+
+
+def test_cors_is_off_by_default_and_configurable(echo_client: Callable[..., Any]) -> None:
+    preflight = {"origin": "https://ui.example", "access-control-request-method": "POST"}
+    with echo_client() as client:
+        r = client.options("/echo", headers=preflight)
+        assert "access-control-allow-origin" not in r.headers
+    with echo_client(cors_origins="https://ui.example") as client:
+        r = client.options("/echo", headers=preflight)
+        assert r.headers["access-control-allow-origin"] == "https://ui.example"
+        other = client.options("/echo", headers={**preflight, "origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_secrets_never_reach_the_logs(echo_client: Callable[..., Any], capsys: Any) -> None:
+    with echo_client(api_key="top-secret-key") as client:
+        client.post("/echo", json={"values": [[1]]}, headers={"x-api-key": "top-secret-key"})
+        client.post("/echo", json={"values": [[1]]}, headers={"x-api-key": "guess"})
+    out = capsys.readouterr()
+    assert "top-secret-key" not in out.out + out.err and "guess" not in out.out + out.err
+    assert '"status": 401' in out.out  # the access log did run
+
+
+def test_cors_preflight_passes_with_api_key_on(echo_client: Callable[..., Any]) -> None:
+    preflight = {"origin": "https://ui.example", "access-control-request-method": "POST"}
+    with echo_client(cors_origins="https://ui.example", api_key="k") as client:
+        r = client.options("/echo", headers={**preflight, "access-control-request-headers": "x-api-key"})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://ui.example"
+        assert (
+            client.post("/echo", json={"values": [[1]]}, headers={"origin": "https://ui.example"}).status_code
+            == 401
+        )
