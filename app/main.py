@@ -64,14 +64,15 @@ def _load_services(
             raise BundleError(f"{bundle.path}: manifest task is {bundle.manifest.task!r}, expected {name!r}")
         backend = load_backend(settings.backend, bundle, device, settings.threads)
         task = module.Task(bundle, backend)
+        max_batch, max_wait_s, max_queue = settings.batching_for(name)
         batcher: MicroBatcher[Any, Any] = MicroBatcher(
             name,
             task.predict_batch,
             executor,
             size_of=task.item_size,
-            max_batch_size=settings.max_batch_size if settings.batching else 1,
-            max_wait_s=settings.max_batch_wait_ms / 1000 if settings.batching else 0.0,
-            max_queue=settings.max_queue_size,
+            max_batch_size=max_batch,
+            max_wait_s=max_wait_s,
+            max_queue=max_queue,
             observer=metrics,
         )
         services[name] = ModelService(task=task, batcher=batcher, timeout_s=settings.request_timeout_s)

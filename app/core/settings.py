@@ -7,8 +7,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ModelBatching(BaseModel):
+    """Per-model overrides of the batching settings; unset fields take the global value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: int | None = Field(None, ge=1, le=1024)
+    max_batch_wait_ms: float | None = Field(None, ge=0, le=1000)
+    max_queue_size: int | None = Field(None, ge=1)
 
 
 class Settings(BaseSettings):
@@ -30,6 +40,10 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(32, ge=1, le=1024, description="Most items in one model call.")
     max_batch_wait_ms: float = Field(5.0, ge=0, le=1000, description="Longest wait to fill a batch.")
     max_queue_size: int = Field(1024, ge=1, description="Items queued per model before 503.")
+    model_batching: dict[str, ModelBatching] = Field(
+        default_factory=dict,
+        description='Per-model overrides as JSON, e.g. {"forecast": {"max_batch_size": 64}}.',
+    )
     request_timeout_s: float = Field(30.0, gt=0, description="Per-request deadline before 504.")
     shutdown_drain_s: float = Field(20.0, ge=0, description="SIGTERM: time to finish queued work.")
 
@@ -54,6 +68,17 @@ class Settings(BaseSettings):
     def _empty_key_is_none(cls, value: object) -> object:
         # `API_KEY=` in compose or .env means "no key", not "the empty key".
         return None if value in ("", None) else value
+
+    def batching_for(self, model: str) -> tuple[int, float, int]:
+        """(max batch size, max wait in seconds, max queue) for `model`; batching off means
+        every item runs alone, with no wait."""
+        o = self.model_batching.get(model, ModelBatching())
+        size = o.max_batch_size or self.max_batch_size
+        wait_ms = self.max_batch_wait_ms if o.max_batch_wait_ms is None else o.max_batch_wait_ms
+        queue = o.max_queue_size or self.max_queue_size
+        if not self.batching:
+            return 1, 0.0, queue
+        return size, wait_ms / 1000, queue
 
     @cached_property
     def model_names(self) -> list[str]:
