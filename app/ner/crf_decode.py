@@ -40,7 +40,8 @@ class CrfParams:
 def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     peak = np.max(x, axis=axis, keepdims=True)
     peak = np.where(np.isfinite(peak), peak, 0.0)
-    return np.squeeze(peak, axis=axis) + np.log(np.sum(np.exp(x - peak), axis=axis))
+    out: np.ndarray = np.squeeze(peak, axis=axis) + np.log(np.sum(np.exp(x - peak), axis=axis))
+    return out
 
 
 def _mask(emissions: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -15,7 +15,16 @@ PAD, UNK = "<pad>", "<unk>"
 MAX_WORD_CHARS = 20
 _DIGIT = re.compile(r"\d")
 
-CASES = ["<pad>", "numeric", "mostly_numeric", "contains_digit", "all_lower", "all_upper", "initial_upper", "other"]
+CASES = [
+    "<pad>",
+    "numeric",
+    "mostly_numeric",
+    "contains_digit",
+    "all_lower",
+    "all_upper",
+    "initial_upper",
+    "other",
+]
 CASE_DEFINITION = {
     "numeric": "every character is a digit",
     "mostly_numeric": "more than half of the characters are digits",

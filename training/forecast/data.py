@@ -152,7 +152,13 @@ def provenance(series: list[Series], data_dir: Path) -> dict[str, object]:
             "series": [s.name for s in series if s.source == f],
         }
     info["series"] = {
-        s.name: {"length": len(s.values), "frequency": s.frequency, "m": s.m, "horizon": s.horizon, "note": s.note}
+        s.name: {
+            "length": len(s.values),
+            "frequency": s.frequency,
+            "m": s.m,
+            "horizon": s.horizon,
+            "note": s.note,
+        }
         for s in series
     }
     return info

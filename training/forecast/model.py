@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -33,6 +34,7 @@ class Forecaster(nn.Module):
         dropout: float = 0.0,
         eps_rel: float = 1e-4,
         eps_abs: float = 1e-8,
+        skip_lags: int = 0,
     ) -> None:
         super().__init__()
         qs = [float(q) for q in quantiles]
@@ -47,13 +49,18 @@ class Forecaster(nn.Module):
         self.n_upper = len(qs) - self.n_lower - 1
         self.eps_rel = eps_rel
         self.eps_abs = eps_abs
+        self.skip_lags = skip_lags
         # Inputs per step: the standardised value and its first difference.
-        self.lstm = nn.LSTM(2, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            2, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+        )
         self.head = nn.Sequential(
-            nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, horizon_max * len(qs))
+            nn.Linear(hidden + skip_lags, hidden), nn.ReLU(), nn.Linear(hidden, horizon_max * len(qs))
         )
 
-    def normalize(self, values: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def normalize(
+        self, values: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(z [B,T] with padding zeroed, mean [B,1], scale [B,1]) over the valid prefix of each row."""
         steps = torch.arange(values.shape[1], device=values.device).unsqueeze(0)
         mask = (steps < lengths.unsqueeze(1)).to(values.dtype)
@@ -74,10 +81,19 @@ class Forecaster(nn.Module):
         x = torch.stack([z, diff], dim=2)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, (h, _) = self.lstm(packed)
-        raw = self.head(h[-1]).view(-1, self.horizon_max, self.n_quantiles)
+        last = z.gather(1, (lengths - 1).unsqueeze(1))
+        features = h[-1]
+        if self.skip_lags > 0:
+            # The last values themselves, relative to the last one, go straight to the head: a season
+            # (24 hours, 48 half-hours, 52 weeks) is then a linear read-out, not something the LSTM
+            # must carry through its state. Short histories repeat their first value.
+            steps = torch.arange(self.skip_lags, device=values.device).unsqueeze(0)
+            idx = (lengths.unsqueeze(1) - self.skip_lags + steps).clamp(min=0)
+            features = torch.cat([features, z.gather(1, idx) - last], dim=1)
+        raw = self.head(features).view(-1, self.horizon_max, self.n_quantiles)
         # The median is an offset from the last observed value (so "no change" is the default),
         # the other quantiles positive cumulative gaps from it: ordering holds by construction.
-        last = z.gather(1, (lengths - 1).unsqueeze(1)).unsqueeze(2)
+        last = last.unsqueeze(2)
         median = last + raw[:, :, :1]
         gaps_low = F.softplus(raw[:, :, 1 : 1 + self.n_lower])
         gaps_up = F.softplus(raw[:, :, 1 + self.n_lower :])
@@ -99,10 +115,13 @@ class Forecaster(nn.Module):
             "quantiles": self.quantiles,
             "eps_rel": self.eps_rel,
             "eps_abs": self.eps_abs,
+            "skip_lags": self.skip_lags,
         }
 
 
-def pinball_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, quantiles: Sequence[float]) -> torch.Tensor:
+def pinball_loss(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, quantiles: Sequence[float]
+) -> torch.Tensor:
     """Mean quantile loss over the valid target steps. pred [B,H,Q], target and mask [B,H]."""
     q = torch.tensor(list(quantiles), dtype=pred.dtype, device=pred.device)
     diff = target.unsqueeze(2) - pred
@@ -115,5 +134,5 @@ def pad_batch(histories: Sequence[Sequence[float]]) -> tuple[torch.Tensor, torch
     lengths = torch.tensor([len(h) for h in histories], dtype=torch.int64)
     values = torch.zeros(len(histories), int(lengths.max()), dtype=torch.float32)
     for i, h in enumerate(histories):
-        values[i, : len(h)] = torch.as_tensor(h, dtype=torch.float32)
+        values[i, : len(h)] = torch.tensor(np.asarray(h, dtype=np.float32))
     return values, lengths

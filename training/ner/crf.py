@@ -36,7 +36,8 @@ class CRF(nn.Module):
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         score = self.start_transitions + emissions[:, 0]  # [batch, tags]
         for t in range(1, emissions.size(1)):
-            step = torch.logsumexp(score.unsqueeze(2) + self.transitions + emissions[:, t].unsqueeze(1), dim=1)
+            candidates = score.unsqueeze(2) + self.transitions + emissions[:, t].unsqueeze(1)
+            step = torch.logsumexp(candidates, dim=1)
             score = torch.where(mask[:, t].unsqueeze(1), step, score)
         return torch.logsumexp(score + self.end_transitions, dim=1)
 

@@ -32,9 +32,7 @@ def read_conll(path: Path) -> list[Sentence]:
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             parts = line.split()
-            if not parts:
-                flush()
-            elif parts[0] == "-DOCSTART-":
+            if not parts or parts[0] == "-DOCSTART-":
                 flush()
             else:
                 if len(parts) != 4:

@@ -26,10 +26,13 @@ class LstmEncoder(nn.Module):
             input_size, hidden, num_layers=layers, bidirectional=True, batch_first=True, dropout=dropout
         )
 
-    def forward(self, x: Tensor, lengths: Tensor, total_length: int) -> tuple[Tensor, Tensor]:
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out, (h_n, _) = self.rnn(packed)
-        padded, _ = pad_packed_sequence(out, batch_first=True, total_length=total_length)
+    def forward(self, x: Tensor, lengths: Tensor, total_length: int, packed: bool) -> tuple[Tensor, Tensor]:
+        if packed:
+            seq = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, (h_n, _) = self.rnn(seq)
+            padded, _ = pad_packed_sequence(out, batch_first=True, total_length=total_length)
+        else:
+            padded, (h_n, _) = self.rnn(x)
         # h_n is [layers * 2, batch, hidden]; the last two rows are the top layer's directions.
         return padded, torch.cat([h_n[-2], h_n[-1]], dim=1)
 
@@ -41,10 +44,13 @@ class GruEncoder(nn.Module):
             input_size, hidden, num_layers=layers, bidirectional=True, batch_first=True, dropout=dropout
         )
 
-    def forward(self, x: Tensor, lengths: Tensor, total_length: int) -> tuple[Tensor, Tensor]:
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out, h_n = self.rnn(packed)
-        padded, _ = pad_packed_sequence(out, batch_first=True, total_length=total_length)
+    def forward(self, x: Tensor, lengths: Tensor, total_length: int, packed: bool) -> tuple[Tensor, Tensor]:
+        if packed:
+            seq = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, h_n = self.rnn(seq)
+            padded, _ = pad_packed_sequence(out, batch_first=True, total_length=total_length)
+        else:
+            padded, h_n = self.rnn(x)
         return padded, torch.cat([h_n[-2], h_n[-1]], dim=1)
 
 
@@ -79,11 +85,13 @@ class SentimentNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(2 * hidden, num_classes)
 
-    def logits(self, token_ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def logits(self, token_ids: Tensor, lengths: Tensor, packed: bool = True) -> tuple[Tensor, Tensor]:
+        """`packed=False` is only correct when every row is exactly `time` tokens long: training
+        builds such batches because the CPU backward pass of a packed RNN is ~8x slower."""
         total_length = token_ids.size(1)
         x = self.embedding_dropout(self.embedding(token_ids))
         # pack_padded_sequence wants lengths on the CPU whatever the device of the data.
-        outputs, final = self.encoder(x, lengths.cpu(), total_length)
+        outputs, final = self.encoder(x, lengths.cpu(), total_length, packed)
         if self.use_attention:
             positions = torch.arange(total_length, device=token_ids.device).unsqueeze(0)
             mask = positions < lengths.to(token_ids.device).unsqueeze(1)
@@ -110,7 +118,7 @@ class ProbsOnly(nn.Module):
         self.net = net
 
     def forward(self, token_ids: Tensor, lengths: Tensor) -> Tensor:
-        probs, _ = self.net(token_ids, lengths)
+        probs, _ = self.net.forward(token_ids, lengths)
         return probs
 
 

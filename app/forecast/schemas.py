@@ -1,0 +1,105 @@
+"""Request and response bodies of POST /forecast."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.core.errors import invalid
+
+# Monthly airline passengers 1949-50 (Box & Jenkins), and a short unlabelled series.
+_EXAMPLE: dict[str, Any] = {
+    "series": [
+        {
+            "values": [112, 118, 132, 129, 121, 135, 148, 148, 136, 119, 104, 118,
+                       115, 126, 141, 135, 125, 149, 170, 170, 158, 133, 114, 140],
+            "horizon": 6,
+            "frequency": "MS",
+            "timestamps": [f"{1949 + i // 12}-{i % 12 + 1:02d}-01" for i in range(24)],
+        },
+        {"values": [3.1, 2.9, 3.4, 3.3, 3.0, 3.6, 3.5, 3.2, 3.8, 3.7, 3.4, 4.0], "horizon": 3},
+    ],
+    "levels": [80, 95],
+}  # fmt: skip
+
+
+class SeriesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    values: list[float] = Field(description="The history, oldest first, evenly spaced.")
+    horizon: int = Field(ge=1, description="Steps to forecast (at most the model's horizon_max).")
+    frequency: str | None = Field(
+        None,
+        description='pandas offset alias of the spacing ("D", "h", "MS", "W", "30min"); '
+        "used with `timestamps` to date the forecast.",
+    )
+    timestamps: list[str] | None = Field(
+        None,
+        description="ISO 8601 time of each value (same count as `values`); when given, the "
+        "forecast steps are dated, with the spacing from `frequency` or inferred from these.",
+    )
+
+
+class ForecastRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+
+    series: list[SeriesIn] = Field(min_length=1, description="One or more independent series.")
+    levels: list[float] = Field(
+        default_factory=lambda: [80.0, 95.0],
+        description="Central prediction-interval levels in percent; the model supports those listed "
+        "under `preprocessing.interval_levels` in GET /models.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_non_finite(cls, data: Any) -> Any:
+        """Python's JSON parser accepts NaN/Infinity literals. They are rejected here, before any
+        other check, because a schema error would echo the offending input back and a JSON response
+        cannot carry NaN (the error would turn into a 500)."""
+        found = _first_non_finite(data, ("body",))
+        if found is not None:
+            loc, value = found
+            raise invalid(loc, f"numbers must be finite; got {value}", "finite_number")
+        return data
+
+
+def _first_non_finite(value: Any, loc: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], float] | None:
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (loc, value)
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _first_non_finite(item, (*loc, key))
+        if found is not None:
+            return found
+    return None
+
+
+class Interval(BaseModel):
+    level: float = Field(description="Central coverage in percent.")
+    lower: list[float]
+    upper: list[float]
+
+
+class SeriesForecast(BaseModel):
+    point: list[float] = Field(description="Median forecast, one per step.")
+    intervals: list[Interval]
+    timestamps: list[str] | None = Field(
+        None, description="Dates of the forecast steps, when timestamps were posted."
+    )
+    frequency: str | None = Field(None, description="The spacing used to date the steps.")
+    history_used: int = Field(description="How many of the latest values the model read.")
+    history_truncated: bool = Field(description="True when only the last `history_used` values were used.")
+
+
+class ForecastResponse(BaseModel):
+    model: str
+    version: str
+    quantile_levels: list[float]
+    forecasts: list[SeriesForecast]

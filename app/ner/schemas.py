@@ -1,0 +1,64 @@
+"""Request and response bodies of `POST /ner`."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CONFIDENCE_DOC = (
+    "Probability under the CRF (forward-backward marginal) that exactly this token span carries "
+    "this entity's tag sequence (S-X, or B-X I-X... E-X): the share of all tag paths, weighted by "
+    "their probability, that contain this entity with these boundaries and this type."
+)
+
+
+class NerRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"texts": ["Angela Merkel met Emmanuel Macron in Paris on Tuesday."]},
+                {
+                    "tokens": [["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."]],
+                    "return_tags": True,
+                },
+            ]
+        },
+    )
+
+    texts: list[str] | None = Field(
+        None,
+        description="Raw texts; tokenised by the service (spaCy rule-based English tokenizer). "
+        "Entity offsets are character offsets into each text. Give either `texts` or `tokens`.",
+    )
+    tokens: list[list[str]] | None = Field(
+        None,
+        description="Pre-tokenised sentences. Entity offsets are character offsets into the "
+        "sentence's tokens joined by single spaces (`' '.join(tokens)`).",
+    )
+    return_tags: bool = Field(False, description="Also return each token with its BIOES tag.")
+
+
+class Entity(BaseModel):
+    text: str = Field(description="The entity's surface string: `source[start:end]`.")
+    label: str = Field(description="PER, ORG, LOC or MISC (CoNLL-2003 types).")
+    start: int = Field(description="Character offset of the first character (inclusive).")
+    end: int = Field(description="Character offset after the last character (exclusive).")
+    confidence: float = Field(ge=0.0, le=1.0, description=CONFIDENCE_DOC)
+
+
+class TaggedToken(BaseModel):
+    text: str
+    start: int
+    end: int
+    tag: str = Field(description="BIOES tag (O, B-X, I-X, E-X, S-X) from Viterbi decoding.")
+
+
+class NerResult(BaseModel):
+    entities: list[Entity]
+    tokens: list[TaggedToken] | None = Field(None, description="Only when `return_tags` is true.")
+
+
+class NerResponse(BaseModel):
+    model: str
+    version: str
+    results: list[NerResult] = Field(description="One result per input text/sentence, in order.")

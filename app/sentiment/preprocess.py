@@ -1,0 +1,74 @@
+"""Text -> token ids, shared with training (`training.sentiment` imports these functions), so the
+ids a review got in training are the ids the same text gets here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from app.core.bundle import Bundle, BundleError
+from app.core.text import TOKENIZER_NAME, Token, clean_html_breaks, tokenize
+
+T = TypeVar("T")
+
+
+def split_tokens(text: str) -> list[Token]:
+    """Tokens as the model sees them, before lower-casing (their text is what the API shows)."""
+    return tokenize(clean_html_breaks(text))
+
+
+def normalise(tokens: Sequence[Token], lowercase: bool) -> list[str]:
+    return [t.text.lower() for t in tokens] if lowercase else [t.text for t in tokens]
+
+
+def preprocess(text: str, lowercase: bool = True) -> list[str]:
+    return normalise(split_tokens(text), lowercase)
+
+
+def truncate(seq: Sequence[T], max_length: int, head: int) -> list[T]:
+    """Keep the first `head` and the last `max_length - head` items: reviews tend to open with
+    the premise and close with the verdict, so the middle is the cheapest part to drop."""
+    if len(seq) <= max_length:
+        return list(seq)
+    tail = max_length - head
+    return list(seq[:head]) + (list(seq[-tail:]) if tail > 0 else [])
+
+
+@dataclass(frozen=True)
+class SentimentItem:
+    ids: np.ndarray  # int64 [kept tokens]
+    tokens: list[str]  # the kept tokens' text, in model order
+    n_tokens: int  # before truncation
+    truncated: bool
+
+
+class Preprocessor:
+    """Built from a bundle: its vocabulary artifact and `preprocessing` section."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        pre: dict[str, Any] = bundle.manifest.preprocessing
+        if pre.get("tokenizer") != TOKENIZER_NAME:
+            raise BundleError(
+                f"{bundle.path}: trained with tokenizer {pre.get('tokenizer')!r}, "
+                f"this service tokenises with {TOKENIZER_NAME!r}"
+            )
+        vocab = bundle.read_lines(str(pre.get("vocab_artifact", "vocab")))
+        if vocab and vocab[-1] == "":  # the file ends with a newline
+            vocab.pop()
+        self.index = {word: i for i, word in enumerate(vocab)}
+        self.lowercase = bool(pre["lowercase"])
+        self.max_length = int(pre["max_length"])
+        self.head_tokens = int(pre["head_tokens"])
+        self.pad_id = int(pre["pad_id"])
+        self.unk_id = int(pre["unk_id"])
+
+    def encode(self, words: Sequence[str]) -> list[int]:
+        return [self.index.get(w, self.unk_id) for w in words]
+
+    def prepare(self, tokens: Sequence[Token]) -> SentimentItem:
+        kept = truncate(tokens, self.max_length, self.head_tokens)
+        ids = np.asarray(self.encode(normalise(kept, self.lowercase)), dtype=np.int64)
+        return SentimentItem(ids, [t.text for t in kept], len(tokens), len(tokens) > self.max_length)

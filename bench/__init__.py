@@ -1,0 +1,1 @@
+"""End-to-end benchmark of the service: `python -m bench` (see bench/run.py)."""

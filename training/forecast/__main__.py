@@ -1,0 +1,3 @@
+from training.forecast.train import main
+
+main()

@@ -1,0 +1,5 @@
+import sys
+
+from training.ner.train import main
+
+sys.exit(main())
