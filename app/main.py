@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import importlib.util
 import logging
+import math
 from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -14,6 +15,8 @@ from types import ModuleType
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -190,7 +193,26 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     )
 
 
+def _json_safe(value: Any) -> Any:
+    """Validation errors echo the offending input: make it something JSON can carry (NaN and
+    Infinity literals are accepted by the parser but cannot be written back) and keep it short."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str) and len(value) > 200:
+        return value[:200] + f"... ({len(value)} characters)"
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        shown = [_json_safe(v) for v in value[:20]]
+        return [*shown, f"... ({len(value)} items)"] if len(value) > 20 else shown
+    return value
+
+
 def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
     @app.exception_handler(QueueFullError)
     async def queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
         return _error(503, str(exc), {"Retry-After": "1"})

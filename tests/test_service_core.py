@@ -149,3 +149,13 @@ def test_cors_preflight_passes_with_api_key_on(echo_client: Callable[..., Any]) 
             client.post("/echo", json={"values": [[1]]}, headers={"origin": "https://ui.example"}).status_code
             == 401
         )
+
+
+def test_non_finite_and_huge_inputs_get_a_422_not_a_500(echo_client: Callable[..., Any]) -> None:
+    with echo_client() as client:
+        raw = '{"values": [[1.0, NaN], "' + "x" * 5000 + '", Infinity]}'
+        r = client.post("/echo", content=raw, headers={"content-type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert len(r.content) < 5000  # the echoed input is shortened
+        assert {tuple(d["loc"][:3]) for d in r.json()["detail"]} >= {("body", "values", 1)}
+        assert client.post("/echo", json={"values": [[1.0]]}).status_code == 200
