@@ -195,11 +195,14 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 def _json_safe(value: Any) -> Any:
     """Validation errors echo the offending input: make it something JSON can carry (NaN and
-    Infinity literals are accepted by the parser but cannot be written back) and keep it short."""
+    Infinity literals and lone surrogates are accepted by the parser but cannot be written back)
+    and keep it short."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if isinstance(value, str) and len(value) > 200:
-        return value[:200] + f"... ({len(value)} characters)"
+    if isinstance(value, str):
+        # Lone surrogates (valid JSON escapes, invalid UTF-8) would break the response encoder.
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value if len(value) <= 200 else value[:200] + f"... ({len(value)} characters)"
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

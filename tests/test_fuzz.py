@@ -148,3 +148,21 @@ def test_schemathesis_against_the_live_schema(tmp_path: Path) -> None:
         )  # fmt: skip
         assert proc.poll() is None, "the server must survive the run"
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        ("/sentiment", {"texts": ["fine", "bad \ud800 text"]}, ["body", "texts", 1]),
+        ("/ner", {"texts": ["\udfff"]}, ["body", "texts", 0]),
+        ("/ner", {"tokens": [["ok", "\ud83d"]]}, ["body", "tokens", 0, 1]),
+    ],
+)
+def test_lone_surrogates_are_a_422_naming_the_field(
+    client: TestClient, path: str, body: dict[str, Any], loc: list[Any]
+) -> None:
+    r = client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    (error,) = r.json()["detail"]
+    assert error["loc"] == loc and "lone surrogate" in error["msg"]
+    assert client.post(path, json={"texts": ["Paris is lovely."]}).status_code == 200

@@ -153,7 +153,7 @@ def test_cors_preflight_passes_with_api_key_on(echo_client: Callable[..., Any]) 
 
 def test_non_finite_and_huge_inputs_get_a_422_not_a_500(echo_client: Callable[..., Any]) -> None:
     with echo_client() as client:
-        raw = '{"values": [[1.0, NaN], "' + "x" * 5000 + '", Infinity]}'
+        raw = '{"values": [[1.0, NaN], "' + "x" * 5000 + '", Infinity, "\\ud800"]}'
         r = client.post("/echo", content=raw, headers={"content-type": "application/json"})
         assert r.status_code == 422, r.text
         assert len(r.content) < 5000  # the echoed input is shortened

@@ -58,7 +58,7 @@ def export_torchscript(module: torch.nn.Module, path: Path) -> None:
     """Script the module (keeps data-dependent control flow such as packing exact)."""
     module.eval()
     scripted = torch.jit.script(module)
-    scripted.save(str(path))
+    scripted.save(str(path))  # type: ignore[no-untyped-call]
 
 
 def export_onnx(
@@ -150,7 +150,7 @@ def write_bundle(
             artifacts=artifacts,
             preprocessing=preprocessing or {},
             labels=list(labels),
-            headline=headline,  # type: ignore[arg-type]
+            headline=headline,
             metrics=metrics,
             data=data,
             training=training or {},

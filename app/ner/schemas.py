@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.text import UnicodeText
+
 CONFIDENCE_DOC = (
     "Probability under the CRF (forward-backward marginal) that exactly this token span carries "
     "this entity's tag sequence (S-X, or B-X I-X... E-X): the share of all tag paths, weighted by "
@@ -25,12 +27,12 @@ class NerRequest(BaseModel):
         },
     )
 
-    texts: list[str] | None = Field(
+    texts: list[UnicodeText] | None = Field(
         None,
         description="Raw texts; tokenised by the service (spaCy rule-based English tokenizer). "
         "Entity offsets are character offsets into each text. Give either `texts` or `tokens`.",
     )
-    tokens: list[list[str]] | None = Field(
+    tokens: list[list[UnicodeText]] | None = Field(
         None,
         description="Pre-tokenised sentences. Entity offsets are character offsets into the "
         "sentence's tokens joined by single spaces (`' '.join(tokens)`).",

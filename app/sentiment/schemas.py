@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.text import UnicodeText
+
 
 class SentimentRequest(BaseModel):
     model_config = ConfigDict(
@@ -21,7 +23,7 @@ class SentimentRequest(BaseModel):
         },
     )
 
-    texts: list[str] = Field(
+    texts: list[UnicodeText] = Field(
         min_length=1,
         description="Reviews to classify (1 to MAX_ITEMS_PER_REQUEST, each non-empty and at most "
         "MAX_TEXT_CHARS characters). `<br />` tags are treated as spaces.",

@@ -44,7 +44,9 @@ class Emitter(nn.Module):
         # padding_idx keeps the pad char at zero, so a conv window reaching past a word's end sees
         # the same zeros whatever the batch's char width is.
         self.char_emb = nn.Embedding(cfg.num_chars, cfg.char_dim, padding_idx=0)
-        self.char_conv = nn.Conv1d(cfg.char_dim, cfg.char_filters, cfg.char_kernel, padding=cfg.char_kernel // 2)
+        self.char_conv = nn.Conv1d(
+            cfg.char_dim, cfg.char_filters, cfg.char_kernel, padding=cfg.char_kernel // 2
+        )
         self.dropout = nn.Dropout(cfg.dropout)
         self.lstm = nn.LSTM(
             cfg.word_dim + cfg.case_dim + self.char_filters, cfg.hidden, batch_first=True, bidirectional=True
