@@ -97,3 +97,19 @@ def test_service_refuses_to_start_without_bundles(tmp_path: Path) -> None:
         TestClient(create_app(settings, task_packages=ECHO_PACKAGES)),
     ):
         pass
+
+
+def test_summary_drops_large_tables_but_keeps_artifacts(echo_model_dir: Path) -> None:
+    manifest = read_manifest(resolve_bundle_dir(echo_model_dir, "echo"))
+    manifest.metrics = {"test": {"accuracy": 0.9, "ablation": [{"row": 1}]}, "ablation": [1, 2]}
+    summary = manifest.summary()
+    assert summary["metrics"] == {"test": {"accuracy": 0.9}}
+    assert set(summary["artifacts"]) == {"onnx", "torchscript", "vocab"}
+
+
+def test_readme_is_only_rewritten_for_the_shipped_models(tmp_path: Path) -> None:
+    from training.bundle import README, update_readme
+
+    before = README.read_text()
+    update_readme(("echo", "junk"), model_dir=tmp_path)
+    assert README.read_text() == before

@@ -213,7 +213,13 @@ def models_table(model_dir: Path = DEFAULT_MODEL_DIR) -> str:
 
 
 def update_readme(task_section: tuple[str, str] | None = None, model_dir: Path = DEFAULT_MODEL_DIR) -> None:
-    """Refresh the overview table and, if given, one task's own section (name, markdown)."""
+    """Refresh the overview table and, if given, one task's own section (name, markdown).
+
+    Only for bundles written to the repository's own `models/`: a smoke run into a scratch
+    folder must not rewrite the README's figures."""
+    if model_dir.resolve() != DEFAULT_MODEL_DIR.resolve():
+        print(f"README not updated: {model_dir} is not the shipped models/ folder")
+        return
     replace_readme_section("models", models_table(model_dir))
     if task_section is not None:
         replace_readme_section(*task_section)

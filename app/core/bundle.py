@@ -83,7 +83,10 @@ class Manifest(BaseModel):
 
 def _strip_large(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _strip_large(v) for k, v in value.items() if k not in LARGE_KEYS}
+        # `artifacts` is keyed by file role ("vocab" among them): always shown whole.
+        return {
+            k: v if k == "artifacts" else _strip_large(v) for k, v in value.items() if k not in LARGE_KEYS
+        }
     if isinstance(value, list):
         return [_strip_large(v) for v in value]
     return value
