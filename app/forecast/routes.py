@@ -8,6 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 
 from app.core.errors import invalid
+from app.core.limits import check_count
 from app.core.service import ModelService, get_service
 from app.forecast.calendar import CalendarError, future_timestamps
 from app.forecast.schemas import ForecastRequest, ForecastResponse, Interval, SeriesForecast
@@ -41,13 +42,7 @@ async def forecast(
     task = cast(ForecastTask, service.task)
     limits = task.limits
     settings = request.app.state.settings
-    if len(body.series) > settings.max_items_per_request:
-        raise invalid(
-            ("body", "series"),
-            f"at most {settings.max_items_per_request} series per request; got {len(body.series)}",
-            limit=settings.max_items_per_request,
-            value=len(body.series),
-        )
+    check_count("series", len(body.series), settings.max_items_per_request, "series")
     pairs = []
     for k, level in enumerate(body.levels):
         pair = limits.interval_index(level)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.core.errors import invalid
+from app.core.limits import check_count, check_texts
 from app.core.service import ModelService, get_service
 from app.core.text import Token, tokenize
 from app.ner.schemas import Entity, NerRequest, NerResponse, NerResult, TaggedToken
@@ -42,43 +43,27 @@ def split_pieces(tokens: Sequence[Token], max_tokens: int) -> list[tuple[int, in
     return pieces
 
 
-def _check_count(field: str, n: int, limit: int) -> None:
-    if n == 0:
-        raise invalid(("body", field), f"{field} must hold at least one item", min_items=1, got=0)
-    if n > limit:
-        raise invalid(("body", field), f"at most {limit} items per request (got {n})", limit=limit, got=n)
-
-
 def validate(body: NerRequest, settings: Any) -> list[tuple[str, list[Token]] | str]:
     """Checks every limit before any model work. Returns pre-tokenised documents, or the raw text
     (tokenised later, off the event loop)."""
     if (body.texts is None) == (body.tokens is None):
         raise invalid(("body",), "give exactly one of `texts` or `tokens`", type_="value_error.exclusive")
     if body.texts is not None:
-        _check_count("texts", len(body.texts), settings.max_items_per_request)
-        for i, text in enumerate(body.texts):
-            if not text.strip():
-                raise invalid(("body", "texts", i), "text is empty or whitespace only")
-            if len(text) > settings.max_text_chars:
-                raise invalid(
-                    ("body", "texts", i),
-                    f"text has {len(text)} characters; the limit is {settings.max_text_chars}",
-                    limit=settings.max_text_chars,
-                    got=len(text),
-                )
+        check_count("texts", len(body.texts), settings.max_items_per_request, "text")
+        check_texts("texts", body.texts, settings.max_text_chars)
         return list(body.texts)
     assert body.tokens is not None
-    _check_count("tokens", len(body.tokens), settings.max_items_per_request)
+    check_count("tokens", len(body.tokens), settings.max_items_per_request, "sentence")
     docs: list[tuple[str, list[Token]] | str] = []
     for i, words in enumerate(body.tokens):
         if not words:
-            raise invalid(("body", "tokens", i), "sentence has no tokens", min_items=1, got=0)
+            raise invalid(("body", "tokens", i), "sentence has no tokens", limit=1, value=0)
         if len(words) > settings.max_tokens_per_sequence:
             raise invalid(
                 ("body", "tokens", i),
                 f"sentence has {len(words)} tokens; the limit is {settings.max_tokens_per_sequence}",
                 limit=settings.max_tokens_per_sequence,
-                got=len(words),
+                value=len(words),
             )
         for j, w in enumerate(words):
             if not w.strip():

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from app.core.errors import invalid
+from app.core.limits import check_count, check_texts
 from app.core.service import ModelService, get_service
 from app.core.settings import Settings
 from app.core.text import Token
@@ -19,14 +20,7 @@ router = APIRouter(tags=["sentiment"])
 
 
 def _validate(body: SentimentRequest, settings: Settings, task: SentimentTask) -> None:
-    limit = settings.max_items_per_request
-    if len(body.texts) > limit:
-        raise invalid(
-            ("body", "texts"),
-            f"at most {limit} texts per request; got {len(body.texts)}",
-            limit=limit,
-            value=len(body.texts),
-        )
+    check_count("texts", len(body.texts), settings.max_items_per_request, "text")
     if body.return_attention and not task.has_attention:
         head = task.manifest.architecture.get("head", "final")
         raise invalid(
@@ -34,16 +28,7 @@ def _validate(body: SentimentRequest, settings: Settings, task: SentimentTask) -
             f"the served sentiment model ({head!r} head) has no attention weights; "
             "send return_attention=false",
         )
-    for i, text in enumerate(body.texts):
-        if len(text) > settings.max_text_chars:
-            raise invalid(
-                ("body", "texts", i),
-                f"text has {len(text)} characters; the limit is {settings.max_text_chars}",
-                limit=settings.max_text_chars,
-                value=len(text),
-            )
-        if not text.strip():
-            raise invalid(("body", "texts", i), "text is empty or whitespace only")
+    check_texts("texts", body.texts, settings.max_text_chars)
 
 
 def _tokenise(texts: list[str]) -> list[list[Token]]:

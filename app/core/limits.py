@@ -1,0 +1,32 @@
+"""Input limits shared by the task routers, checked before any model work. Every violation is a
+422 whose `loc` names the field and whose `ctx` holds the limit and the offending value."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.core.errors import invalid
+
+
+def check_count(field: str, count: int, limit: int, noun: str) -> None:
+    """`field` (a top-level body field) holds between 1 and `limit` items."""
+    if count < 1:
+        raise invalid(("body", field), f"{field} must hold at least 1 {noun}", limit=1, value=count)
+    if count > limit:
+        raise invalid(
+            ("body", field), f"at most {limit} {noun}s per request; got {count}", limit=limit, value=count
+        )
+
+
+def check_texts(field: str, texts: Sequence[str], max_chars: int) -> None:
+    """Every text is non-blank and at most `max_chars` characters."""
+    for i, text in enumerate(texts):
+        if len(text) > max_chars:
+            raise invalid(
+                ("body", field, i),
+                f"text has {len(text)} characters; the limit is {max_chars}",
+                limit=max_chars,
+                value=len(text),
+            )
+        if not text.strip():
+            raise invalid(("body", field, i), "text is empty or whitespace only")
