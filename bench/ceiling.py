@@ -50,6 +50,25 @@ def _throughput(
     return {"items_per_s": done / wall, "items": done, "calls": calls, "seconds": wall}
 
 
+def _best_of(
+    task: Any, items: list[Any], batch: int, seconds: float, max_items: int, ratio: float, repeats: int
+) -> dict[str, dict[str, float]]:
+    """Each mode `repeats` times, interleaved, keeping the best: a ceiling is what the model can
+    at least do, and the best of interleaved runs is the least disturbed by anything else."""
+    modes = {
+        "b1": (1, max_items // 4, None),
+        "bN": (batch, max_items, None),
+        "bN_grouped": (batch, max_items, ratio),
+    }
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(repeats):
+        for name, (size, cap, r) in modes.items():
+            got = _throughput(task, items, size, seconds, cap, r)
+            if name not in best or got["items_per_s"] > best[name]["items_per_s"]:
+                best[name] = got
+    return best
+
+
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
     settings = Settings(_env_file=None)  # default limits, as the server
     model_dir = Path(spec["model_dir"])
@@ -84,9 +103,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
             "mean_item_size": sum(sizes) / len(sizes),
             "median_item_size": sorted(sizes)[len(sizes) // 2],
             "max_item_size": max(sizes),
-            "b1": _throughput(task, items, 1, seconds, max_items // 4, None),
-            "bN": _throughput(task, items, batch, seconds, max_items, None),
-            "bN_grouped": _throughput(task, items, batch, seconds, max_items, ratio),
+            **_best_of(task, items, batch, seconds, max_items, ratio, int(spec.get("repeats", 2))),
             "max_batch_size": batch,
             "length_ratio": ratio,
         }

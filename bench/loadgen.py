@@ -5,6 +5,7 @@ reached (whichever comes first). Loopback only: the base URL must be on 127.0.0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -46,7 +47,7 @@ def _check_loopback(base_url: str) -> None:
 
 
 async def _phase(
-    client: httpx.AsyncClient,
+    clients: list[httpx.AsyncClient],
     path: str,
     bodies: list[bytes],
     first: int,
@@ -60,7 +61,7 @@ async def _phase(
     deadline = started + time_cap_s
     cpu0 = time.process_time()
 
-    async def client_loop() -> None:
+    async def client_loop(client: httpx.AsyncClient) -> None:
         nonlocal issued
         while issued < n_requests:
             if time.perf_counter() >= deadline:
@@ -83,7 +84,7 @@ async def _phase(
             else:
                 result.errors[f"HTTP {r.status_code}"] += 1
 
-    await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+    await asyncio.gather(*(client_loop(c) for c in clients[:concurrency]))
     result.wall_s = time.perf_counter() - started
     result.client_cpu_s = time.process_time() - cpu0
     return result
@@ -101,16 +102,25 @@ async def _run(
     during_measure: Callable[[], None] | None,
 ) -> tuple[PhaseResult, PhaseResult]:
     _check_loopback(base_url)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # One client (one keep-alive connection) per simulated user, like independent callers. A single
+    # shared AsyncClient costs the load generator CPU per request that grows with the number of
+    # connections in its pool (httpx issue #3215): at 64 it saturated a core and capped the load.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     timeout = httpx.Timeout(60.0, connect=10.0)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout)
+            )
+            for _ in range(concurrency)
+        ]
         # Warm-up on other inputs: opens the connections and lets the batcher reach steady state.
         warm = await _phase(
-            client, path, bodies, len(bodies) // 2, warmup_requests, concurrency, max(2.0, time_cap_s / 5)
+            clients, path, bodies, len(bodies) // 2, warmup_requests, concurrency, max(2.0, time_cap_s / 5)
         )
         if on_measure_start is not None:
             on_measure_start()  # quick and synchronous: nothing is in flight between the phases
-        phase = asyncio.create_task(_phase(client, path, bodies, 0, max_requests, concurrency, time_cap_s))
+        phase = asyncio.create_task(_phase(clients, path, bodies, 0, max_requests, concurrency, time_cap_s))
         if during_measure is not None:
             await asyncio.to_thread(during_measure)  # may block (e.g. wait on a profiler)
         measured = await phase

@@ -55,6 +55,21 @@ def _backends(result: dict[str, Any]) -> list[str]:
     return seen
 
 
+def bundle_summaries(model_dir: Path, models: list[str]) -> dict[str, str]:
+    """`{model: "version: architecture summary"}` of the bundles the servers load."""
+    from app.core.bundle import BundleError, read_manifest, resolve_bundle_dir
+
+    out: dict[str, str] = {}
+    for name in models:
+        try:
+            m = read_manifest(resolve_bundle_dir(model_dir, name))
+        except BundleError as exc:
+            out[name] = f"unreadable ({exc})"
+            continue
+        out[name] = f"{m.version}: {m.architecture.get('summary', m.architecture.get('name', '?'))}"
+    return out
+
+
 # ------------------------------------------------------------------------------------------ targets
 
 
@@ -114,8 +129,8 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
 def main_table(result: dict[str, Any]) -> str:
     head = (
         "| Workload | Clients | Runtime | Batching | req/s | items/s | p50 ms | p95 ms | p99 ms | Errors "
-        "| Mean batch | Padding | Server CPU | Client CPU |\n"
-        "|---|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
+        "| Mean batch | Padding | Server CPU | Client CPU | Other CPU |\n"
+        "|---|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     )
     rows = [head]
     cells = result["cells"]
@@ -137,7 +152,8 @@ def main_table(result: dict[str, Any]) -> str:
                         f"| {_num(c['rps'])} | {_num(c['items_per_s'])} | {_num(c['p50_ms'])} "
                         f"| {_num(c['p95_ms'])} | {_num(c['p99_ms'])} | {errs} "
                         f"| {_num(c['mean_batch_size'])} | {'-' if pad is None else f'{pad:.0%}'} "
-                        f"| {_num(c['server_cpu_cores'], 2)} | {_num(c['client_cpu_cores'], 2)} |"
+                        f"| {_num(c['server_cpu_cores'], 2)} | {_num(c['client_cpu_cores'], 2)} "
+                        f"| {_num(c.get('other_cpu_cores'), 2)} |"
                     )
         for backend in backends:
             w = ceiling_of(result, backend, name)
@@ -147,12 +163,12 @@ def main_table(result: dict[str, Any]) -> str:
             for label, key in (("model-only, 1/call", "b1"), (f"model-only, {n}/call", "bN")):
                 rows.append(
                     f"| {name} | - | {_rt(backend)} | **{label}** | - | {_num(w[key]['items_per_s'])} "
-                    "| - | - | - | - | - | - | - | - |"
+                    "| - | - | - | - | - | - | - | - | - |"
                 )
             rows.append(
                 f"| {name} | - | {_rt(backend)} | **model-only, {n}/call length-grouped** | - "
                 f"| {_num(w['bN_grouped']['items_per_s'])} | - | - | - | - "
-                f"| {_num(w['bN_grouped']['items'] / max(1, w['bN_grouped']['calls']))} | - | - | - |"
+                f"| {_num(w['bN_grouped']['items'] / max(1, w['bN_grouped']['calls']))} | - | - | - | - |"
             )
     return "\n".join(rows)
 
@@ -293,6 +309,8 @@ def results_markdown(result: dict[str, Any], previous: Path) -> str:
         "previous one is answered), one item per request except the `-xN` row; latency is per request "
         "as the client sees it; mean batch and padding are the server's own `/metrics` over the cell.",
     ]
+    if result.get("bundles"):
+        parts.append("- **Bundles:** " + "; ".join(f"{k} {v}" for k, v in sorted(result["bundles"].items())))
     if busy:
         parts.append(f"- **Warning:** other processes were busy when the run started: {'; '.join(busy)}")
     if result.get("missing_models"):
@@ -305,8 +323,8 @@ def results_markdown(result: dict[str, Any], previous: Path) -> str:
         "",
         "## Results",
         "",
-        "Server / client CPU: CPU-seconds of the server process / of the load generator per wall second "
-        "(2.00 = both cores). "
+        "Server / client / other CPU: CPU-seconds of the server process / of the load generator / of "
+        "everything else on the machine, per wall second (2.00 = both cores). "
         "Model-only rows: the same prepared items through the in-process Task's `predict_batch`, no HTTP.",
         "",
         main_table(result),
@@ -380,3 +398,24 @@ def update_readme(readme: Path, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     readme.write_text(text)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m bench.report bench/runs/<stamp>/results.json`: rewrite bench/results.md and the
+    README section from a saved run (keeps the Findings section), e.g. after editing Findings."""
+    import json
+
+    bench_dir = Path(__file__).resolve().parent
+    result = json.loads(Path(argv[0]).read_text())
+    if "bundles" not in result:  # runs saved before bundles were recorded
+        models = sorted({c["model"] for c in result["cells"]})
+        result["bundles"] = bundle_summaries(Path(result["options"]["model_dir"]), models)
+    (bench_dir / "results.md").write_text(results_markdown(result, bench_dir / "results.md"))
+    update_readme(bench_dir.parent / "README.md", readme_section(result))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -87,6 +87,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14, 15)
 
 
+def machine_cpu_seconds() -> float:
+    """CPU-seconds spent by the whole machine so far (every core, every process), from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _CLK_TCK
+
+
 @dataclass
 class Server:
     """Context manager: start, wait for /readyz, and always stop (SIGTERM, then SIGKILL)."""
