@@ -158,3 +158,20 @@ def test_drain_finishes_queued_work_then_refuses() -> None:
                 await b.submit([1])
 
     run(main())
+
+
+def test_a_lone_caller_does_not_wait_for_company() -> None:
+    rec = Recorder()
+
+    async def main() -> float:
+        with ThreadPoolExecutor(1) as pool:
+            b = make(rec, pool, max_batch_size=32, max_wait_s=0.5)
+            b.start()
+            started = time.perf_counter()
+            for i in range(3):
+                assert await b.submit([i + 1]) == [(i + 1) * 10]
+            elapsed = time.perf_counter() - started
+            await b.drain(1.0)
+            return elapsed
+
+    assert run(main()) < 0.3, "sequential single callers must not pay the 0.5 s batching window"

@@ -71,7 +71,7 @@ def test_per_model_batching_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODEL_BATCHING", '{"forecast": {"max_batch_size": 64, "max_batch_wait_ms": 0}}')
     s = Settings(_env_file=None)  # type: ignore[call-arg]
     assert s.batching_for("forecast") == (64, 0.0, 1024)
-    assert s.batching_for("sentiment") == (16, 0.005, 1024)
+    assert s.batching_for("sentiment") == (16, 0.001, 1024)
     monkeypatch.setenv("BATCHING", "false")
     assert Settings(_env_file=None).batching_for("forecast") == (1, 0.0, 1024)  # type: ignore[call-arg]
     monkeypatch.setenv("MODEL_BATCHING", '{"forecast": {"max_batch_size": 0}}')

@@ -49,6 +49,10 @@ class OnnxBackend(Backend):
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # ORT's pool threads busy-wait between ops; on a small host that steals the cores the
+        # event loop and tokenisation need (measured: bench/results.md, Findings).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         providers = (
             ["CUDAExecutionProvider", "CPUExecutionProvider"]
             if device == "cuda"

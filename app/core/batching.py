@@ -107,6 +107,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
+        self._last_batch_size = 0
 
     @property
     def depth(self) -> int:
@@ -144,7 +145,10 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             self._arrived.clear()
             self._idle.set()
             await self._arrived.wait()
-        deadline = time.monotonic() + self.max_wait_s
+        # Wait for company only under load (the last batch was shared, or others are queued):
+        # a lone caller would pay the whole window for nothing.
+        busy = self._last_batch_size > 1 or len(self._queue) > 1
+        deadline = time.monotonic() + (self.max_wait_s if busy else 0.0)
         while len(self._queue) < self.max_batch_size:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -158,6 +162,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             if not p.future.done():  # withdrawn callers leave nothing behind
                 batch.append(p)
         self._observer.queue_depth(self.name, len(self._queue))
+        self._last_batch_size = len(batch)
         return batch
 
     async def _run(self) -> None:

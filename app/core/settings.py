@@ -38,7 +38,9 @@ class Settings(BaseSettings):
     # Batching
     batching: bool = Field(True, description="Dynamic micro-batching; off runs each item alone.")
     max_batch_size: int = Field(32, ge=1, le=1024, description="Most items in one model call.")
-    max_batch_wait_ms: float = Field(5.0, ge=0, le=1000, description="Longest wait to fill a batch.")
+    max_batch_wait_ms: float = Field(
+        1.0, ge=0, le=1000, description="Longest wait to fill a batch (only while under load)."
+    )
     max_queue_size: int = Field(1024, ge=1, description="Items queued per model before 503.")
     model_batching: dict[str, ModelBatching] = Field(
         default_factory=dict,
