@@ -128,6 +128,8 @@ def test_overload_sheds_excess_quickly_and_recovers(echo_model_dir: Path) -> Non
         r = asyncio.run(scenario())
 
     print("OVERLOAD", r)
+    if SLOW:  # record the soak's figures whether or not it meets the bounds below
+        (ROOT / "bench" / "overload.md").write_text(_report(r))
     statuses = r["statuses"]
     assert set(statuses) <= {200, 503}, f"only answers or fast rejections expected: {statuses}"
     assert statuses.get(503, 0) > 0.3 * r["sent"], "excess load must be shed"
@@ -138,9 +140,6 @@ def test_overload_sheds_excess_quickly_and_recovers(echo_model_dir: Path) -> Non
     assert r["ok_p99_s"] < (QUEUE + BATCH) / r["capacity_rps"] + 1.0
     assert max(r["rss_mb"]) - r["rss_start_mb"] < 64, "memory must stay bounded under overload"
     assert r["idle_p50_after_s"] < 2 * r["idle_p50_before_s"] + 0.01, "latency recovers after the load"
-
-    if SLOW:
-        (ROOT / "bench" / "overload.md").write_text(_report(r))
 
 
 def _report(r: dict[str, Any]) -> str:
@@ -161,6 +160,8 @@ def _report(r: dict[str, Any]) -> str:
         f"| 200 latency p50 / p99 | {r['ok_p50_s'] * 1000:.0f} / {r['ok_p99_s'] * 1000:.0f} ms |",
         f"| 503 latency p50 / p99 | {r['reject_p50_s'] * 1000:.1f} / {r['reject_p99_s'] * 1000:.1f} ms |",
         f"| server RSS start / max | {r['rss_start_mb']:.0f} / {max(r['rss_mb']):.0f} MB |",
+        f"| bounds (503 p99 < 250 ms, 200 p99 < queue/capacity + 1 s, RSS growth < 64 MB) | "
+        f"{'met' if r['reject_p99_s'] < 0.25 and max(r['rss_mb']) - r['rss_start_mb'] < 64 else 'NOT met'} |",
         f"| idle p50 before / after | {r['idle_p50_before_s'] * 1000:.1f} / "
         f"{r['idle_p50_after_s'] * 1000:.1f} ms |",
     ]
