@@ -169,11 +169,15 @@ def write_bundle(
     return final
 
 
-def previous_headline(task: str, model_dir: Path = DEFAULT_MODEL_DIR) -> float | None:
-    """The headline value of the newest shipped bundle of `task`, to decide whether a new run
-    improves on it (bundles are re-committed only when their metrics improve)."""
+def shipped_metric(task: str, *path: str, model_dir: Path = DEFAULT_MODEL_DIR) -> float | None:
+    """A figure from the shipped bundle's `metrics` (e.g. "validation", "accuracy"), or None when
+    there is no readable bundle or no such figure. Re-runs compare on a selection split with it:
+    a bundle is replaced only when that figure improves (git keeps every committed copy)."""
     try:
-        return read_manifest(resolve_bundle_dir(model_dir, task)).headline.value
+        value: Any = read_manifest(resolve_bundle_dir(model_dir, task)).metrics
+        for key in path:
+            value = value[key]
+        return float(value)
     except Exception:
         return None
 

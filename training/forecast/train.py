@@ -13,8 +13,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from app.core.bundle import BundleError, read_manifest, resolve_bundle_dir
 from training import bundle as bundle_io
+from training.bundle import shipped_metric
 from training.forecast.data import DEFAULT_DATA_DIR, Split, load_all, make_splits, provenance
 from training.forecast.evaluate import (
     cases,
@@ -140,15 +140,6 @@ def check_export(model: Forecaster, path: Path, histories: list[np.ndarray], max
     return float(max(np.max(np.abs(ts - eager) / scale), np.max(np.abs(onnx_out - eager) / scale)))
 
 
-def previous_validation(model_dir: Path) -> float | None:
-    """Validation mean MASE of the shipped bundle: the ship decision never looks at the test tail."""
-    try:
-        manifest = read_manifest(resolve_bundle_dir(model_dir, TASK))
-        return float(manifest.metrics["validation"]["mean_mase_lstm"])
-    except (BundleError, KeyError, TypeError, ValueError):
-        return None
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m training.forecast",
@@ -255,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     assert isinstance(mean, dict)
     headline = float(mean["mase_lstm"])
 
-    previous = previous_validation(args.model_dir)
+    previous = shipped_metric(TASK, "validation", "mean_mase_lstm", model_dir=args.model_dir)
     if previous is not None and val_best >= previous and not args.force:
         print(
             f"not shipping: validation mean MASE {val_best:.4f} does not improve on the shipped "

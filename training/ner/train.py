@@ -22,7 +22,7 @@ from app.core.text import TOKENIZER_NAME
 from app.ner.crf_decode import viterbi
 from app.ner.features import CASE_DEFINITION, CASES, MAX_WORD_CHARS, PAD, UNK, encode_batch
 from app.ner.tags import bioes_spans, bioes_tagset, iob1_spans, iob1_to_bioes
-from training.bundle import DEFAULT_MODEL_DIR, ROOT, update_readme, write_bundle
+from training.bundle import DEFAULT_MODEL_DIR, ROOT, shipped_metric, update_readme, write_bundle
 from training.ner.conlleval import score_spans
 from training.ner.data import Sentence, file_provenance, iter_glove, read_conll
 from training.ner.model import ModelConfig, Tagger
@@ -262,14 +262,6 @@ def markdown_tables(metrics: dict[str, Any], ablation: list[dict[str, Any]], inf
     return "\n".join(lines)
 
 
-def shipped_testa_f1(model_dir: Path) -> float | None:
-    try:
-        m = read_manifest(resolve_bundle_dir(model_dir, TASK))
-        return float(m.metrics["testa"]["overall"]["f1"])
-    except Exception:
-        return None
-
-
 def previous_ablation(model_dir: Path) -> list[dict[str, Any]]:
     """The reduced-budget ablation rows of the shipped bundle, so a run that skips the ablation
     (`--ablation-epochs 0`) still ships the table, marked as coming from that earlier run."""
@@ -473,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
     }
 
-    shipped = shipped_testa_f1(args.model_dir)
+    shipped = shipped_metric(TASK, "testa", "overall", "f1", model_dir=args.model_dir)
     new_f1 = float(metrics["testa"]["overall"]["f1"])
     if args.quick and not args.force:
         log("quick mode: not writing a bundle (pass --force to write one anyway)")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from training.bundle import DEFAULT_MODEL_DIR, shipped_metric
 from training.sentiment.cache import DEFAULT_CACHE_DIR, tokenised_split
 from training.sentiment.data import (
     DEFAULT_DATA_DIR,
@@ -36,7 +37,7 @@ from training.sentiment.data import (
     train_val_split,
 )
 from training.sentiment.embeddings import GLOVE_50D, embedding_matrix
-from training.sentiment.export import export, shipped_validation_accuracy
+from training.sentiment.export import TASK, export
 from training.sentiment.model import CELLS, HEADS
 from training.sentiment.train import (
     Config,
@@ -321,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     model_dir = args.model_dir
     if args.quick and model_dir is None:
         model_dir = args.cache_dir / "quick-models"
-    previous = shipped_validation_accuracy(model_dir)
+    previous = shipped_metric(TASK, "validation", "accuracy", model_dir=model_dir or DEFAULT_MODEL_DIR)
     if previous is not None and previous >= result["val"]["accuracy"] and not args.force:
         log.warning(
             "shipped bundle has validation accuracy %.4f >= %.4f: not replacing it (use --force)",

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from app.core.bundle import TensorSpec, read_manifest, resolve_bundle_dir
+from app.core.bundle import TensorSpec
 from app.core.text import TOKENIZER_NAME, spacy_version
 from training.bundle import DEFAULT_MODEL_DIR, write_bundle
 from training.sentiment.data import LOWERCASE, PAD_ID, UNK_ID, provenance
@@ -16,16 +16,6 @@ from training.sentiment.model import SentimentNet, export_module
 from training.sentiment.train import Config
 
 TASK = "sentiment"
-
-
-def shipped_validation_accuracy(model_dir: Path | None) -> float | None:
-    """Validation accuracy of the shipped bundle: a re-run is compared on validation, never on
-    test, so the test split never takes part in choosing a model."""
-    try:
-        manifest = read_manifest(resolve_bundle_dir(model_dir or DEFAULT_MODEL_DIR, TASK))
-        return float(manifest.metrics["validation"]["accuracy"])
-    except Exception:
-        return None
 
 
 def tensor_specs(head: str) -> tuple[list[TensorSpec], list[TensorSpec]]:
