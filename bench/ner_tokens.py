@@ -89,9 +89,7 @@ def _space_joined(words: Sequence[str]) -> list[tuple[int, int]]:
     return offsets
 
 
-def score_through_api(
-    client: Any, sentences: Sequence[Sentence], how: str, batch: int
-) -> dict[str, Any]:
+def score_through_api(client: Any, sentences: Sequence[Sentence], how: str, batch: int) -> dict[str, Any]:
     """Entity P/R/F1 of the service's answers, by character span. `how`: "tokens" posts CoNLL's
     own tokens (spans in the tokens joined by single spaces), "texts" posts the detokenised text,
     "spacy" posts the detokenised text cut by spaCy's default rules as `tokens` (what the service
@@ -111,7 +109,9 @@ def score_through_api(
             docs = [(" ".join(s.words), _space_joined(s.words)) for s in chunk]
         response = client.post("/ner", json=body)
         response.raise_for_status()
-        for j, (s, (_, offsets), result) in enumerate(zip(chunk, docs, response.json()["results"], strict=True)):
+        for j, (s, (_, offsets), result) in enumerate(
+            zip(chunk, docs, response.json()["results"], strict=True)
+        ):
             gold.append(gold_char_spans(s, offsets))
             spans = [(e["start"], e["end"], e["label"]) for e in result["entities"]]
             if how == "spacy":  # offsets into the space-joined tokens -> offsets into the text
@@ -121,6 +121,11 @@ def score_through_api(
                 spans = [(back[a], back[b], label) for a, b, label in spans]
             predicted.append(spans)
     return score_spans(gold, predicted)["overall"]  # type: ignore[return-value]
+
+
+def _prf(scores: dict[str, float], bold: bool = False) -> str:
+    f1 = f"**{scores['f1']:.2f}**" if bold else f"{scores['f1']:.2f}"
+    return f"{scores['precision']:.2f} | {scores['recall']:.2f} | {f1}"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -148,10 +153,9 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "| posted as | entity P | entity R | entity F1 |",
         "|---|--:|--:|--:|",
-        f"| `tokens` (CoNLL's own tokens) | {pre['precision']:.2f} | {pre['recall']:.2f} | **{pre['f1']:.2f}** |",
-        f"| `texts` (detokenised raw text) | {raw['precision']:.2f} | {raw['recall']:.2f} | **{raw['f1']:.2f}** |",
-        f"| raw text cut by spaCy's default rules (the service before its CoNLL rules) "
-        f"| {old['precision']:.2f} | {old['recall']:.2f} | {old['f1']:.2f} |",
+        f"| `tokens` (CoNLL's own tokens) | {_prf(pre, bold=True)} |",
+        f"| `texts` (detokenised raw text) | {_prf(raw, bold=True)} |",
+        f"| raw text cut by spaCy's default rules (the service before its CoNLL rules) | {_prf(old)} |",
         "",
         f"Gold tokens the served tokenizer still splits differently: {top}.",
     ]
@@ -172,7 +176,9 @@ def write_readme(readme: Path, section: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CoNLL-2003 file (eng.testb)")
     parser.add_argument("--model-dir", type=Path, default=ROOT / "models")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
@@ -200,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         version = client.get("/models").json()["ner"]["manifest"]["version"]
         report["model"] = f"ner {version}"
         batch = settings.max_items_per_request
-        report["f1"] = {how: score_through_api(client, sentences, how, batch) for how in ("tokens", "texts", "spacy")}
+        report["f1"] = {
+            how: score_through_api(client, sentences, how, batch) for how in ("tokens", "texts", "spacy")
+        }
     print(json.dumps(report["f1"], indent=1), file=sys.stderr)
     section = markdown(report)
     print(section)
