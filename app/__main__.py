@@ -18,7 +18,7 @@ def main(factory: str = "app.main:create_app") -> None:
         log_config=None,  # our JSON logging, configured by create_app
         access_log=False,
         # SIGTERM: stop accepting, let in-flight requests finish (batchers drain in the lifespan).
-        timeout_graceful_shutdown=int(settings.shutdown_drain_s) or None,
+        timeout_graceful_shutdown=settings.graceful_shutdown_s,
         proxy_headers=True,
     )
 

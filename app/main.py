@@ -29,12 +29,13 @@ from app.core.device import Capabilities, select_device
 from app.core.logs import configure_logging, request_id_var
 from app.core.metrics import Metrics
 from app.core.middleware import ServiceMiddleware
-from app.core.service import ClientDisconnectedError, ModelService
+from app.core.service import AppState, ClientDisconnectedError, ModelService, StateDep
 from app.core.settings import Settings
 
 log = logging.getLogger("app")
 
-# Task packages the service knows how to serve, by model name; each exports `Task` and `router`.
+# Task packages the service knows how to serve, by model name; each exports `Task` (its pipeline,
+# task.py) and `router` (routes.py).
 TASK_PACKAGES: dict[str, str] = {"sentiment": "app.sentiment", "ner": "app.ner", "forecast": "app.forecast"}
 
 
@@ -48,7 +49,7 @@ def _available(packages: Mapping[str, str]) -> dict[str, ModuleType]:
 
 def _load_services(
     settings: Settings, modules: Mapping[str, ModuleType], metrics: Metrics, executor: ThreadPoolExecutor
-) -> dict[str, ModelService]:
+) -> dict[str, ModelService[Any, Any]]:
     names = settings.model_names or discover_tasks(settings.model_dir)
     if not names:
         raise BundleError(
@@ -57,7 +58,7 @@ def _load_services(
             "set MODEL_DIR, or train with `python -m training.<model>`)"
         )
     device = select_device(settings.device, settings.backend, Capabilities.probe())
-    services: dict[str, ModelService] = {}
+    services: dict[str, ModelService[Any, Any]] = {}
     for name in names:
         if name not in modules:
             raise BundleError(f"unknown model {name!r}: this service serves {', '.join(modules)}")
@@ -67,15 +68,12 @@ def _load_services(
             raise BundleError(f"{bundle.path}: manifest task is {bundle.manifest.task!r}, expected {name!r}")
         backend = load_backend(settings.backend, bundle, device, settings.threads)
         task = module.Task(bundle, backend)
-        max_batch, max_wait_s, max_queue = settings.batching_for(name)
         batcher: MicroBatcher[Any, Any] = MicroBatcher(
             name,
             task.predict_batch,
             executor,
+            settings.batching_for(name),
             size_of=task.item_size,
-            max_batch_size=max_batch,
-            max_wait_s=max_wait_s,
-            max_queue=max_queue,
             observer=metrics,
         )
         services[name] = ModelService(task=task, batcher=batcher, timeout_s=settings.request_timeout_s)
@@ -96,6 +94,7 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
     modules = _available(task_packages)
     configure_logging(settings.log_level)
     metrics = Metrics()
+    state = AppState(settings=settings, metrics=metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -108,13 +107,13 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
             await loop.run_in_executor(executor, svc.task.predict_batch, svc.task.warmup_items())
             svc.batcher.start()
             log.info("model warm", extra={"model": name})
-        app.state.services = services
-        app.state.ready = True
+        state.services = services
+        state.ready = True
         metrics.ready.set(1)
         try:
             yield
         finally:
-            app.state.ready = False
+            state.ready = False
             metrics.ready.set(0)
             results = await asyncio.gather(
                 *(s.batcher.drain(settings.shutdown_drain_s) for s in services.values())
@@ -129,10 +128,7 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
         "(BiLSTM-CRF) and time-series forecasting (LSTM regressor), with dynamic micro-batching.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.services = {}
-    app.state.ready = False
+    state.attach(app.state)
 
     for module in modules.values():
         app.include_router(module.router)
@@ -162,29 +158,26 @@ def _add_operational_routes(app: FastAPI) -> None:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"], summary="Readiness: every configured model loaded and warm.")
-    async def readyz(request: Request) -> JSONResponse:
-        services: dict[str, ModelService] = request.app.state.services
-        if not request.app.state.ready:
-            return JSONResponse({"status": "not ready", "models": sorted(services)}, status_code=503)
-        return JSONResponse({"status": "ready", "models": sorted(services)})
+    async def readyz(state: StateDep) -> JSONResponse:
+        if not state.ready:
+            return JSONResponse({"status": "not ready", "models": sorted(state.services)}, status_code=503)
+        return JSONResponse({"status": "ready", "models": sorted(state.services)})
 
     @app.get("/models", tags=["operations"], summary="Each served bundle's manifest, without large tables.")
-    async def models(request: Request) -> dict[str, Any]:
-        settings: Settings = request.app.state.settings
-        services: dict[str, ModelService] = request.app.state.services
+    async def models(state: StateDep) -> dict[str, Any]:
         return {
             name: {
                 "manifest": svc.task.manifest.summary(),
                 "backend": svc.task.backend.name,
                 "device": svc.task.backend.device,
-                "batching": svc.batcher.info() | {"enabled": settings.batching},
+                "batching": svc.batcher.info() | {"enabled": state.settings.batching},
             }
-            for name, svc in services.items()
+            for name, svc in state.services.items()
         }
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.")
-    async def metrics_endpoint(request: Request) -> Response:
-        return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics_endpoint(state: StateDep) -> Response:
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

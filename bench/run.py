@@ -35,6 +35,7 @@ from bench.server import (
     machine_cpu_seconds,
     proc_status,
     scrape,
+    shipped,
 )
 from bench.workloads import Workload, build_workloads
 
@@ -86,9 +87,12 @@ def parse_args(argv: list[str]) -> Options:
     p.add_argument("--warmup", type=int, default=64, help="warm-up requests per cell, not measured")
     p.add_argument("--pool", type=int, default=1000, help="distinct inputs per workload")
     p.add_argument("--multi", type=int, default=16, help="texts per request in the multi-item row; 0: none")
-    p.add_argument("--threads", type=int, default=0, help="THREADS for the server (0: runtime default)")
-    p.add_argument("--max-batch-size", type=int, default=32, help="MAX_BATCH_SIZE for the server")
-    p.add_argument("--max-batch-wait-ms", type=float, default=5.0, help="MAX_BATCH_WAIT_MS for the server")
+    # Server settings default to what the service ships (Settings), so the table measures that.
+    p.add_argument("--threads", type=int, default=shipped("threads"), help="THREADS (0: runtime default)")
+    p.add_argument("--max-batch-size", type=int, default=shipped("max_batch_size"), help="MAX_BATCH_SIZE")
+    p.add_argument(
+        "--max-batch-wait-ms", type=float, default=shipped("max_batch_wait_ms"), help="MAX_BATCH_WAIT_MS"
+    )
     p.add_argument("--model-dir", type=Path, default=REPO / "models")
     p.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     p.add_argument(

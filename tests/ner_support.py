@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from app.ner.features import CASES, PAD, UNK
+from app.core.vocab import PAD, UNK
+from app.ner.features import CASES
 from training.ner.data import Sentence, read_conll
 from training.ner.model import ModelConfig, Tagger
 from training.ner.train import TAGS, Vocab, export

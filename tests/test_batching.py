@@ -17,6 +17,7 @@ from app.core.batching import (
     length_groups,
     padding_fraction,
 )
+from app.core.settings import Settings
 
 
 class Recorder:
@@ -39,8 +40,19 @@ def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
-def make(predict: Recorder, pool: ThreadPoolExecutor, **kw: object) -> MicroBatcher[int, int]:
-    return MicroBatcher("t", predict, pool, size_of=lambda i: i, **kw)  # type: ignore[arg-type]
+def make(
+    predict: Recorder, pool: ThreadPoolExecutor, max_length_ratio: float = 2.0, **config: float
+) -> MicroBatcher[int, int]:
+    """A batcher with the shipped settings, but for the fields of BatchingConfig in `config`."""
+    shipped = Settings(_env_file=None).batching_for("t")  # type: ignore[call-arg]
+    return MicroBatcher(
+        "t",
+        predict,
+        pool,
+        shipped._replace(**config),
+        size_of=lambda i: i,
+        max_length_ratio=max_length_ratio,
+    )
 
 
 def test_padding_fraction_and_groups() -> None:

@@ -77,3 +77,11 @@ def test_per_model_batching_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODEL_BATCHING", '{"forecast": {"max_batch_size": 0}}')
     with pytest.raises(ValueError, match="max_batch_size"):
         Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(("drain", "grace"), [(20.0, 20), (0.5, 1), (0.01, 1), (1.2, 2), (0.0, 0)])
+def test_shutdown_drain_is_always_a_deadline_for_uvicorn(drain: float, grace: int) -> None:
+    # uvicorn reads None as "wait for ever": a drain under a second must still be a deadline.
+    s = Settings(_env_file=None, shutdown_drain_s=drain)  # type: ignore[call-arg]
+    assert s.graceful_shutdown_s == grace
+    assert s.graceful_shutdown_s is not None and s.graceful_shutdown_s >= drain

@@ -12,8 +12,7 @@ from fastapi.testclient import TestClient
 from app.core.settings import Settings
 from app.core.text import Token
 from app.main import create_app
-from app.ner.api import assemble, join_tokens, split_pieces
-from app.ner.task import NerPrediction, TokenEntity
+from app.ner.task import NerItem, NerPrediction, TokenEntity, assemble, join_tokens, split_pieces
 from tests.ner_support import fixture_vocab, force_tag, tiny_tagger, write_tiny_bundle
 from training.ner.data import read_conll
 
@@ -98,7 +97,11 @@ def test_multi_token_entity_spans_the_gap_between_tokens() -> None:
     tokens = [Token("New", 2, 5), Token("York", 8, 12), Token("City", 13, 17), Token("is", 18, 20)]
     first = NerPrediction(["B-LOC", "E-LOC"], [TokenEntity(0, 2, "LOC", 0.9)])
     second = NerPrediction(["S-LOC", "O"], [TokenEntity(0, 1, "LOC", 0.8)])  # indices local to piece
-    result = assemble(source, tokens, [(0, 2), (2, 4)], [first, second], True)
+    pieces = [
+        NerItem(("New", "York"), 0, source, tuple(tokens[:2])),
+        NerItem(("City", "is"), 0, source, tuple(tokens[2:])),
+    ]
+    result = assemble(list(zip(pieces, [first, second], strict=True)), True)
     assert [(e.text, e.start, e.end) for e in result.entities] == [("New   York", 2, 12), ("City", 13, 17)]
     assert result.tokens is not None and [t.tag for t in result.tokens] == ["B-LOC", "E-LOC", "S-LOC", "O"]
 

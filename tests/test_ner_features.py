@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.ner.features import CASES, MAX_WORD_CHARS, PAD, UNK, casing, char_ids, encode_batch, word_id
+from app.core.vocab import PAD, UNK
+from app.ner.features import CASES, MAX_WORD_CHARS, casing, char_ids, encode_batch, word_id
 
 
 def test_casing_categories() -> None:

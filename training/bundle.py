@@ -23,6 +23,7 @@ from app.core.bundle import (
     MANIFEST_NAME,
     Artifact,
     Manifest,
+    Section,
     TensorSpec,
     discover_tasks,
     load_bundle,
@@ -102,7 +103,7 @@ def write_bundle(
     headline: dict[str, Any],
     metrics: dict[str, Any],
     data: dict[str, Any],
-    preprocessing: dict[str, Any] | None = None,
+    preprocessing: Section | None = None,
     labels: Sequence[str] = (),
     training: dict[str, Any] | None = None,
     extra_files: dict[str, tuple[str, bytes]] | None = None,
@@ -113,8 +114,9 @@ def write_bundle(
     """Export `module` and write a complete, verified bundle to `model_dir/task/version/`.
 
     `extra_files` maps artifact name -> (file name, bytes), e.g. {"vocab": ("vocab.txt", ...)}.
-    The bundle is assembled in a temporary folder and moved into place only once it loads back,
-    so a failed export never leaves a half-written bundle behind.
+    `preprocessing` is the task's typed section (`app/<task>/bundle.py`).
+    The bundle is assembled in a temporary folder and moved into place only once it loads back
+    (its section included), so a failed export never leaves a half-written bundle behind.
     """
     final = model_dir / task / version
     if final.exists() and not overwrite:
@@ -148,7 +150,7 @@ def write_bundle(
             inputs=list(inputs),
             outputs=list(outputs),
             artifacts=artifacts,
-            preprocessing=preprocessing or {},
+            preprocessing={} if preprocessing is None else preprocessing.model_dump(mode="json"),
             labels=list(labels),
             headline=headline,
             metrics=metrics,
@@ -159,7 +161,9 @@ def write_bundle(
         (staging / MANIFEST_NAME).write_text(
             json.dumps(manifest.model_dump(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        load_bundle(staging)  # must round-trip through the service's own loader
+        written = load_bundle(staging)  # must round-trip through the service's own loader
+        if preprocessing is not None:
+            written.section(type(preprocessing))
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)

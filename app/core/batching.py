@@ -16,10 +16,19 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
+
+
+class BatchingConfig(NamedTuple):
+    """How one model's batcher groups work. No defaults here: `Settings.batching_for` builds it
+    from the settings, the one place the shipped values are defined."""
+
+    max_batch_size: int
+    max_wait_s: float
+    max_queue: int
 
 
 class QueueFullError(RuntimeError):
@@ -82,23 +91,21 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         name: str,
         predict: Callable[[list[ItemT]], list[ResultT]],
         executor: Executor,
+        config: BatchingConfig,
         *,
         size_of: Callable[[ItemT], int] = lambda _: 1,
-        max_batch_size: int = 32,
-        max_wait_s: float = 0.005,
-        max_queue: int = 1024,
         max_length_ratio: float = 2.0,
         observer: BatchObserver | None = None,
     ) -> None:
-        if max_batch_size < 1:
+        if config.max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
         self.name = name
         self._predict = predict
         self._executor = executor
         self._size_of = size_of
-        self.max_batch_size = max_batch_size
-        self.max_wait_s = max_wait_s
-        self.max_queue = max_queue
+        self.max_batch_size = config.max_batch_size
+        self.max_wait_s = config.max_wait_s
+        self.max_queue = config.max_queue
         self.max_length_ratio = max_length_ratio
         self._observer: BatchObserver = observer or _NullObserver()
         self._queue: deque[_Pending[ItemT, ResultT]] = deque()

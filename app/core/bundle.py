@@ -3,7 +3,10 @@
 A bundle is a folder `<model_dir>/<task>/<version>/` holding `manifest.json` plus the artifacts
 it lists (at least `onnx` -> `model.onnx` and `torchscript` -> `model.pt`). The manifest carries
 a SHA-256 per artifact; the loader recomputes them and refuses a bundle whose files do not match.
-`models/README.md` documents the format for humans; this module is its executable definition.
+Its `preprocessing` section belongs to the task: each task package defines it as a pydantic model
+(`app/<task>/bundle.py`), training's export builds that model, and the task reads it back with
+`Bundle.section` at start-up. `models/README.md` documents the format for humans; this module and
+those section models are its executable definition.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-FORMAT_VERSION = 1
+# 2: `preprocessing` is each task's typed section (one naming across tasks: pad_id, unk_id...).
+FORMAT_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 # Keys whose values can be large tables; /models leaves them out.
 LARGE_KEYS = frozenset({"vocab", "char_vocab", "ablation", "confusion_matrix_full", "per_series"})
@@ -24,6 +28,16 @@ LARGE_KEYS = frozenset({"vocab", "char_vocab", "ablation", "confusion_matrix_ful
 
 class BundleError(RuntimeError):
     """A bundle is missing, malformed or tampered with. The message names the file."""
+
+
+class Section(BaseModel):
+    """Base of the tasks' `preprocessing` section models: strict, so a misspelt or stale field in
+    a manifest is an error at start-up rather than a silently ignored setting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+SectionT = TypeVar("SectionT", bound=Section)
 
 
 class TensorSpec(BaseModel):
@@ -125,7 +139,27 @@ class Bundle:
         return json.loads(self.artifact(name).read_text(encoding="utf-8"))
 
     def read_lines(self, name: str) -> list[str]:
-        return self.artifact(name).read_text(encoding="utf-8").split("\n")
+        """The artifact's lines; a final newline does not make an empty last line."""
+        return self.artifact(name).read_text(encoding="utf-8").removesuffix("\n").split("\n")
+
+    def section(self, model: type[SectionT]) -> SectionT:
+        """The manifest's `preprocessing` section as the task's typed model; a BundleError naming
+        each offending field when it does not fit."""
+        try:
+            return model.model_validate(self.manifest.preprocessing)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"preprocessing.{'.'.join(str(p) for p in e['loc']) or '(section)'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise BundleError(
+                f"{self.path / MANIFEST_NAME} does not fit {model.__name__}: {problems}"
+            ) from None
+
+    def field_error(self, field: str, message: str) -> BundleError:
+        """A section field that is well-formed but does not match the bundle's artifacts or this
+        service's code (e.g. a vocabulary size that differs from the vocabulary file)."""
+        return BundleError(f"{self.path / MANIFEST_NAME}: preprocessing.{field}: {message}")
 
 
 def resolve_bundle_dir(model_dir: Path, task: str, version: str | None = None) -> Path:

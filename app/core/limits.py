@@ -1,11 +1,23 @@
-"""Input limits shared by the task routers, checked before any model work. Every violation is a
+"""Input limits shared by the tasks' `decode`, checked before any model work. Every violation is a
 422 whose `loc` names the field and whose `ctx` holds the limit and the offending value."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from app.core.errors import invalid
+
+
+@dataclass(frozen=True, slots=True)
+class InputLimits:
+    """The request-size limits a task's `decode` enforces. No defaults of its own: built from
+    `Settings.input_limits`, the one place they are defined."""
+
+    max_items_per_request: int
+    max_text_chars: int
+    max_tokens_per_sequence: int
+    max_series_values: int
 
 
 def check_count(field: str, count: int, limit: int, noun: str) -> None:

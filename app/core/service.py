@@ -1,18 +1,26 @@
-"""A loaded model as the HTTP layer sees it: its task, its batcher, and the request it serves."""
+"""A loaded model as the HTTP layer sees it: its task, its batcher, and the request it serves; and
+the typed FastAPI dependencies the routes take (`SettingsDep`, `LimitsDep`, `service_for`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
 from app.core.batching import MicroBatcher
+from app.core.limits import InputLimits
+from app.core.metrics import Metrics
+from app.core.settings import Settings
 from app.core.task import ModelTask
+
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
 
 
 class ClientDisconnectedError(Exception):
@@ -27,11 +35,18 @@ async def _wait_for_disconnect(request: Request) -> None:
 
 
 @dataclass(frozen=True)
-class ModelService:
-    task: ModelTask[Any, Any]
+class ModelService(Generic[RequestT, ResponseT]):
+    task: ModelTask[RequestT, Any, Any, ResponseT]
     batcher: MicroBatcher[Any, Any]
-    timeout_s: float = 30.0
+    timeout_s: float
     request: Request | None = None
+
+    async def handle(self, body: RequestT, limits: InputLimits) -> ResponseT:
+        """One request through the task's pipeline: decode (off the event loop: tokenising long
+        texts would stall it), predict through the shared batcher, encode."""
+        items = await run_in_threadpool(self.task.decode, body, limits)
+        results = await self.predict(items)
+        return self.task.encode(body, items, results)
 
     async def predict(self, items: Sequence[Any]) -> list[Any]:
         """Run prepared items through the shared batching path.
@@ -64,17 +79,64 @@ class ModelService:
         raise TimeoutError
 
 
-def get_service(name: str) -> Callable[[Request], ModelService]:
-    """FastAPI dependency: the loaded service for model `name`, bound to the current request;
-    503 when the model is not served."""
+@dataclass
+class AppState:
+    """Everything the app holds at run time, in one typed object (`app.state.lstm`)."""
 
-    def dependency(request: Request) -> ModelService:
-        services: dict[str, ModelService] = request.app.state.services
-        try:
-            return dataclasses.replace(services[name], request=request)
-        except KeyError:
+    settings: Settings
+    metrics: Metrics
+    services: dict[str, ModelService[Any, Any]] = field(default_factory=dict)
+    ready: bool = False
+
+    def attach(self, state: State) -> None:
+        state.lstm = self
+
+    @staticmethod
+    def of(state: State) -> AppState:
+        found = getattr(state, "lstm", None)
+        if not isinstance(found, AppState):
+            raise RuntimeError("app.state.lstm is not set: build the app with app.main.create_app")
+        return found
+
+
+def get_state(request: Request) -> AppState:
+    return AppState.of(request.app.state)
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_limits(settings: SettingsDep) -> InputLimits:
+    return settings.input_limits
+
+
+LimitsDep = Annotated[InputLimits, Depends(get_limits)]
+
+
+def service_for(
+    task_type: type[ModelTask[RequestT, Any, Any, ResponseT]],
+) -> Callable[[Request], ModelService[RequestT, ResponseT]]:
+    """FastAPI dependency: the loaded service of `task_type`, bound to the current request (so it
+    can notice a disconnect); 503 when the model is not served. Routes wrap it in an `Annotated`
+    alias, e.g. `SentimentService`."""
+
+    def dependency(request: Request) -> ModelService[RequestT, ResponseT]:
+        name = task_type.name
+        loaded = AppState.of(request.app.state).services.get(name)
+        if loaded is None:
             raise HTTPException(
                 status_code=503, detail=f"model {name!r} is not loaded in this service (see MODELS)"
-            ) from None
+            )
+        task = loaded.task
+        if not isinstance(task, task_type):
+            raise TypeError(f"model {name!r} is served by {type(task).__name__}, not {task_type.__name__}")
+        return ModelService(task, loaded.batcher, loaded.timeout_s, request)
 
     return dependency

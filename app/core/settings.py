@@ -3,12 +3,16 @@ names, e.g. `BACKEND=torchscript`) and from a `.env` file in the working directo
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.core.batching import BatchingConfig
+from app.core.limits import InputLimits
 
 
 class ModelBatching(BaseModel):
@@ -71,16 +75,32 @@ class Settings(BaseSettings):
         # `API_KEY=` in compose or .env means "no key", not "the empty key".
         return None if value in ("", None) else value
 
-    def batching_for(self, model: str) -> tuple[int, float, int]:
-        """(max batch size, max wait in seconds, max queue) for `model`; batching off means
-        every item runs alone, with no wait."""
+    def batching_for(self, model: str) -> BatchingConfig:
+        """The batcher's configuration for `model`: its overrides, else the global settings;
+        batching off means every item runs alone, with no wait."""
         o = self.model_batching.get(model, ModelBatching())
         size = o.max_batch_size or self.max_batch_size
         wait_ms = self.max_batch_wait_ms if o.max_batch_wait_ms is None else o.max_batch_wait_ms
         queue = o.max_queue_size or self.max_queue_size
         if not self.batching:
-            return 1, 0.0, queue
-        return size, wait_ms / 1000, queue
+            return BatchingConfig(max_batch_size=1, max_wait_s=0.0, max_queue=queue)
+        return BatchingConfig(max_batch_size=size, max_wait_s=wait_ms / 1000, max_queue=queue)
+
+    @property
+    def input_limits(self) -> InputLimits:
+        return InputLimits(
+            max_items_per_request=self.max_items_per_request,
+            max_text_chars=self.max_text_chars,
+            max_tokens_per_sequence=self.max_tokens_per_sequence,
+            max_series_values=self.max_series_values,
+        )
+
+    @property
+    def graceful_shutdown_s(self) -> int:
+        """SHUTDOWN_DRAIN_S as uvicorn's `timeout_graceful_shutdown`, which takes whole seconds and
+        reads None (and only None) as "wait for ever": rounded up, so a drain under a second is
+        still a deadline, never shorter than asked."""
+        return math.ceil(self.shutdown_drain_s)
 
     @cached_property
     def model_names(self) -> list[str]:

@@ -1,5 +1,17 @@
-"""What a served model plugs into the service: a task turns prepared items into results through a
-backend, one batch at a time. The micro-batcher and the HTTP layer are shared; only this is not."""
+"""What a served model plugs into the service: its whole request pipeline, in one class.
+
+A task is read top to bottom as one request travels (the spirit of LitServe's `LitAPI` or a
+TorchServe handler, without their process model):
+
+    decode(request, limits) -> items      body -> prepared items; every limit checked (422 naming the
+                                          field); runs in a worker thread, never on the event loop
+    predict_batch(items) -> results       pad/collate, one backend call, one result per item; runs on
+                                          the inference thread, with other requests' items batched in
+    encode(request, items, results)       the response body, field for field what POST /<task> answers
+
+The HTTP route (`ModelService.handle`) and callers outside HTTP (`answer`: bulk scoring, the
+benchmark) run these same three methods, so they get the same answer for the same request.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +21,17 @@ from typing import ClassVar, Generic, TypeVar
 
 from app.core.backends import Backend
 from app.core.bundle import Bundle
+from app.core.limits import InputLimits
 
+RequestT = TypeVar("RequestT")
 ItemT = TypeVar("ItemT")
 ResultT = TypeVar("ResultT")
+ResponseT = TypeVar("ResponseT")
 
 
-class ModelTask(ABC, Generic[ItemT, ResultT]):
-    """Base class of the three tasks. Subclasses read what they need from the bundle in
-    `__init__` (vocabulary, labels, scaler) and implement `predict_batch`."""
+class ModelTask(ABC, Generic[RequestT, ItemT, ResultT, ResponseT]):
+    """Base class of the tasks. Subclasses read their typed bundle section (`Bundle.section`) and
+    artifacts in `__init__`, so a bundle that does not fit fails at start-up, naming the field."""
 
     name: ClassVar[str]
 
@@ -24,6 +39,12 @@ class ModelTask(ABC, Generic[ItemT, ResultT]):
         self.bundle = bundle
         self.manifest = bundle.manifest
         self.backend = backend
+
+    @abstractmethod
+    def decode(self, request: RequestT, limits: InputLimits) -> list[ItemT]:
+        """Check `request` against `limits` and the model, and turn it into prepared items, each
+        carrying what `encode` needs to place its result. Raises `InputError` (422) naming the
+        field. May be CPU-heavy (tokenising): callers run it off the event loop."""
 
     def item_size(self, item: ItemT) -> int:
         """Sequence length of a prepared item: the batcher groups items of similar size so that
@@ -33,8 +54,19 @@ class ModelTask(ABC, Generic[ItemT, ResultT]):
     @abstractmethod
     def predict_batch(self, items: Sequence[ItemT]) -> list[ResultT]:
         """Pad/collate `items`, run the backend once, and return one result per item, in order.
-        Runs in a worker thread, never on the event loop."""
+        Items may come from several requests. Runs in a worker thread, never on the event loop."""
+
+    @abstractmethod
+    def encode(self, request: RequestT, items: Sequence[ItemT], results: Sequence[ResultT]) -> ResponseT:
+        """The response for `request`, from its items (as `decode` made them) and their results."""
 
     @abstractmethod
     def warmup_items(self) -> list[ItemT]:
         """A few realistic prepared items for the start-up warm-up inference."""
+
+    def answer(self, request: RequestT, limits: InputLimits) -> ResponseT:
+        """The whole pipeline in the calling thread, without the micro-batcher: the request's items
+        go through the model as one batch. Padded batches answer exactly like single items, so
+        this is the HTTP answer; for callers outside HTTP (bulk scoring, benchmark, tests)."""
+        items = self.decode(request, limits)
+        return self.encode(request, items, self.predict_batch(items))

@@ -10,13 +10,29 @@ import numpy as np
 import pandas as pd
 
 from app.core.errors import invalid
+from app.forecast.bundle import ForecastSection
 from app.forecast.calendar import CalendarError, parse_frequency, parse_timestamps
 from app.forecast.schemas import SeriesIn
-from app.forecast.task import ForecastItem, ModelLimits
 
 # The model runs in float32 and squares deviations to standardise a window; beyond this the
 # squares would overflow float32 and the forecast would come back infinite.
 MAX_ABS_VALUE = 1e15
+
+
+@dataclass(frozen=True)
+class ForecastItem:
+    """One validated series: the (already cut to max_window) history and its horizon, and what
+    the answer reports about it."""
+
+    values: np.ndarray  # float32, 1-D, finite
+    horizon: int
+    truncated: bool = False  # older values than max_window were dropped
+    timestamps: list[str] | None = None  # dates of the forecast steps, when timestamps were posted
+    frequency: str | None = None  # the spacing used to date them
+
+    @property
+    def history_used(self) -> int:
+        return int(self.values.shape[0])
 
 
 @dataclass(frozen=True)
@@ -28,7 +44,7 @@ class PreparedSeries:
     offset: pd.DateOffset | None
 
 
-def prepare_series(i: int, s: SeriesIn, limits: ModelLimits, max_values: int) -> PreparedSeries:
+def prepare_series(i: int, s: SeriesIn, limits: ForecastSection, max_values: int) -> PreparedSeries:
     loc = ("body", "series", i)
     n = len(s.values)
     if n > max_values:
@@ -78,5 +94,5 @@ def prepare_series(i: int, s: SeriesIn, limits: ModelLimits, max_values: int) ->
         except CalendarError as exc:
             raise invalid((*loc, "timestamps"), str(exc)) from None
     used = min(n, limits.max_window)
-    item = ForecastItem(values[-used:].astype(np.float32), s.horizon)
+    item = ForecastItem(values[-used:].astype(np.float32), s.horizon, truncated=used < n)
     return PreparedSeries(item, used, used < n, index, offset)

@@ -11,7 +11,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-PAD, UNK = "<pad>", "<unk>"
+from app.core.vocab import UNK
+
+# Padding id of every input (words, casing, characters): the network's embeddings reserve row 0.
+PAD_ID = 0
 MAX_WORD_CHARS = 20
 _DIGIT = re.compile(r"\d")
 
@@ -81,16 +84,16 @@ def char_ids(word: str, chars: Mapping[str, int]) -> list[int]:
 def encode_batch(
     sentences: Sequence[Sequence[str]], vocab: Mapping[str, int], chars: Mapping[str, int]
 ) -> dict[str, np.ndarray]:
-    """Padded model feeds for a batch. Padding is 0 everywhere; the char axis is padded to the
+    """Padded model feeds for a batch. Padding is PAD_ID everywhere; the char axis is padded to the
     longest word in the batch, which the char encoder masks, so results do not depend on it."""
     n = len(sentences)
     longest = max((len(s) for s in sentences), default=0)
     longest = max(longest, 1)
     encoded_chars = [[char_ids(w, chars) for w in s] for s in sentences]
     width = max((len(c) for s in encoded_chars for c in s), default=1)
-    word = np.zeros((n, longest), dtype=np.int64)
-    case = np.zeros((n, longest), dtype=np.int64)
-    char = np.zeros((n, longest, max(width, 1)), dtype=np.int64)
+    word = np.full((n, longest), PAD_ID, dtype=np.int64)
+    case = np.full((n, longest), PAD_ID, dtype=np.int64)
+    char = np.full((n, longest, max(width, 1)), PAD_ID, dtype=np.int64)
     lengths = np.zeros((n,), dtype=np.int64)
     for b, sentence in enumerate(sentences):
         lengths[b] = len(sentence)

@@ -1,5 +1,7 @@
-"""NER inference: pad a batch of token sequences, get emissions from the backend, decode with the
-CRF (numpy, shared with training) and attach a confidence to each entity."""
+"""POST /ner, start to end: decode texts (or pre-tokenised sentences) into sentence-sized pieces,
+get emissions for a padded batch of pieces, decode them with the CRF (numpy, shared with training),
+and encode entities with character offsets into each text. The route (`routes.py`) only wires
+this to HTTP."""
 
 from __future__ import annotations
 
@@ -11,11 +13,19 @@ import numpy as np
 
 from app.core.backends import Backend
 from app.core.bundle import Bundle, BundleError
+from app.core.errors import invalid
+from app.core.limits import InputLimits, check_count, check_texts
 from app.core.task import ModelTask
-from app.core.text import tokenize
+from app.core.text import Token, tokenize
+from app.ner.bundle import NerSection
 from app.ner.crf_decode import CrfParams, forward_backward, span_probability, viterbi
 from app.ner.features import encode_batch
+from app.ner.schemas import Entity, NerRequest, NerResponse, NerResult, TaggedToken
 from app.ner.tags import bioes_spans
+
+# The model was trained on CoNLL sentences; long texts are cut after sentence-final tokens so each
+# piece looks like training data (and batches pad less). Entities never cross these tokens.
+_SENTENCE_END = frozenset({".", "!", "?"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +33,9 @@ class NerItem:
     """One sequence the model sees: a sentence-sized piece of a text, or a posted sentence."""
 
     words: tuple[str, ...]
+    doc: int = 0  # which text/sentence of the request the piece belongs to
+    source: str = ""  # that text (for pre-tokenised input: its tokens joined by spaces)
+    tokens: tuple[Token, ...] = ()  # the piece's tokens with their offsets into `source`
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +52,94 @@ class NerPrediction:
     entities: list[TokenEntity]
 
 
-class NerTask(ModelTask[NerItem, NerPrediction]):
+def join_tokens(words: Sequence[str]) -> tuple[str, list[Token]]:
+    """The string pre-tokenised input is reported against: tokens joined by single spaces."""
+    tokens, pos = [], 0
+    for w in words:
+        tokens.append(Token(w, pos, pos + len(w)))
+        pos += len(w) + 1
+    return " ".join(words), tokens
+
+
+def split_pieces(tokens: Sequence[Token], max_tokens: int) -> list[tuple[int, int]]:
+    """[start, end) token ranges: sentence ends close a piece, and no piece exceeds max_tokens."""
+    pieces, start = [], 0
+    for i, tok in enumerate(tokens):
+        if tok.text in _SENTENCE_END or i + 1 - start >= max_tokens:
+            pieces.append((start, i + 1))
+            start = i + 1
+    if start < len(tokens):
+        pieces.append((start, len(tokens)))
+    return pieces
+
+
+def check_request(request: NerRequest, limits: InputLimits) -> list[tuple[str, list[Token]] | str]:
+    """Every limit, before any model work. Returns pre-tokenised documents, or the raw text (to
+    be tokenised after every check has passed)."""
+    if (request.texts is None) == (request.tokens is None):
+        raise invalid(("body",), "give exactly one of `texts` or `tokens`", type_="value_error.exclusive")
+    if request.texts is not None:
+        check_count("texts", len(request.texts), limits.max_items_per_request, "text")
+        check_texts("texts", request.texts, limits.max_text_chars)
+        return list(request.texts)
+    assert request.tokens is not None
+    check_count("tokens", len(request.tokens), limits.max_items_per_request, "sentence")
+    docs: list[tuple[str, list[Token]] | str] = []
+    for i, words in enumerate(request.tokens):
+        if not words:
+            raise invalid(("body", "tokens", i), "sentence has no tokens", limit=1, value=0)
+        if len(words) > limits.max_tokens_per_sequence:
+            raise invalid(
+                ("body", "tokens", i),
+                f"sentence has {len(words)} tokens; the limit is {limits.max_tokens_per_sequence}",
+                limit=limits.max_tokens_per_sequence,
+                value=len(words),
+            )
+        for j, w in enumerate(words):
+            if not w.strip():
+                raise invalid(("body", "tokens", i, j), "token is empty or whitespace only")
+        docs.append(join_tokens(words))
+    return docs
+
+
+def assemble(pieces: Sequence[tuple[NerItem, NerPrediction]], return_tags: bool) -> NerResult:
+    """One text's result from its pieces, in order: token-level entities become character spans
+    of the text."""
+    entities: list[Entity] = []
+    tagged: list[TaggedToken] = []
+    for item, pred in pieces:
+        for e in pred.entities:
+            start, end = item.tokens[e.start].start, item.tokens[e.end - 1].end
+            entities.append(
+                Entity(
+                    text=item.source[start:end],
+                    label=e.label,
+                    start=start,
+                    end=end,
+                    confidence=round(e.confidence, 4),
+                )
+            )
+        if return_tags:
+            tagged.extend(
+                TaggedToken(text=tok.text, start=tok.start, end=tok.end, tag=tag)
+                for tok, tag in zip(item.tokens[: len(pred.tags)], pred.tags, strict=True)
+            )
+    return NerResult(entities=entities, tokens=tagged if return_tags else None)
+
+
+class NerTask(ModelTask[NerRequest, NerItem, NerPrediction, NerResponse]):
     name: ClassVar[str] = "ner"
 
     def __init__(self, bundle: Bundle, backend: Backend) -> None:
         super().__init__(bundle, backend)
-        self.vocab = {w: i for i, w in enumerate(bundle.read_lines("vocab"))}
-        self.chars = {c: i for i, c in enumerate(bundle.read_json("chars"))}
+        section = bundle.section(NerSection)
+        self.section = section
+        self.vocab = section.vocabulary_index(
+            bundle, section.vocab_artifact, bundle.read_lines(section.vocab_artifact)
+        )
+        self.chars = section.vocabulary_index(
+            bundle, section.chars_artifact, list(bundle.read_json(section.chars_artifact)), "char_vocab_size"
+        )
         crf = bundle.read_json("crf")
         self.tags: list[str] = list(crf["tags"])
         if self.tags != list(self.manifest.labels):
@@ -53,6 +147,15 @@ class NerTask(ModelTask[NerItem, NerPrediction]):
         self.crf = CrfParams.from_json(crf)
         # Loading spaCy takes seconds; pay it at start-up, not on the first request with texts.
         tokenize("warm-up")
+
+    def decode(self, request: NerRequest, limits: InputLimits) -> list[NerItem]:
+        items: list[NerItem] = []
+        for d, doc in enumerate(check_request(request, limits)):
+            source, tokens = doc if isinstance(doc, tuple) else (doc, tokenize(doc))
+            for a, b in split_pieces(tokens, limits.max_tokens_per_sequence):
+                piece = tuple(tokens[a:b])
+                items.append(NerItem(tuple(t.text for t in piece), d, source, piece))
+        return items
 
     def item_size(self, item: NerItem) -> int:
         return len(item.words)
@@ -79,6 +182,19 @@ class NerTask(ModelTask[NerItem, NerPrediction]):
             ]
             results.append(NerPrediction(tags, entities))
         return results
+
+    def encode(
+        self, request: NerRequest, items: Sequence[NerItem], results: Sequence[NerPrediction]
+    ) -> NerResponse:
+        docs = request.texts if request.texts is not None else request.tokens or []
+        pieces: list[list[tuple[NerItem, NerPrediction]]] = [[] for _ in docs]
+        for item, pred in zip(items, results, strict=True):
+            pieces[item.doc].append((item, pred))
+        return NerResponse(
+            model=self.manifest.task,
+            version=self.manifest.version,
+            results=[assemble(doc_pieces, request.return_tags) for doc_pieces in pieces],
+        )
 
     def warmup_items(self) -> list[NerItem]:
         return [

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
-from app.core.bundle import Bundle, BundleError
-from app.core.text import TOKENIZER_NAME, Token, clean_html_breaks, tokenize
+from app.core.bundle import Bundle
+from app.core.text import Token, clean_html_breaks, tokenize
+from app.sentiment.bundle import SentimentSection
 
 T = TypeVar("T")
 
@@ -46,24 +47,18 @@ class SentimentItem:
 
 
 class Preprocessor:
-    """Built from a bundle: its vocabulary artifact and `preprocessing` section."""
+    """Built from a bundle: its vocabulary artifact and typed `preprocessing` section."""
 
     def __init__(self, bundle: Bundle) -> None:
-        pre: dict[str, Any] = bundle.manifest.preprocessing
-        if pre.get("tokenizer") != TOKENIZER_NAME:
-            raise BundleError(
-                f"{bundle.path}: trained with tokenizer {pre.get('tokenizer')!r}, "
-                f"this service tokenises with {TOKENIZER_NAME!r}"
-            )
-        vocab = bundle.read_lines(str(pre.get("vocab_artifact", "vocab")))
-        if vocab and vocab[-1] == "":  # the file ends with a newline
-            vocab.pop()
-        self.index = {word: i for i, word in enumerate(vocab)}
-        self.lowercase = bool(pre["lowercase"])
-        self.max_length = int(pre["max_length"])
-        self.head_tokens = int(pre["head_tokens"])
-        self.pad_id = int(pre["pad_id"])
-        self.unk_id = int(pre["unk_id"])
+        section = bundle.section(SentimentSection)
+        self.section = section
+        words = bundle.read_lines(section.vocab_artifact)
+        self.index = section.vocabulary_index(bundle, section.vocab_artifact, words)
+        self.lowercase = section.lowercase
+        self.max_length = section.max_length
+        self.head_tokens = section.head_tokens
+        self.pad_id = section.pad_id
+        self.unk_id = section.unk_id
 
     def encode(self, words: Sequence[str]) -> list[int]:
         return [self.index.get(w, self.unk_id) for w in words]

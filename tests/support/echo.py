@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
@@ -16,7 +16,8 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from app.core.bundle import TensorSpec
-from app.core.service import ModelService, get_service
+from app.core.limits import InputLimits
+from app.core.service import LimitsDep, ModelService, service_for
 from app.core.task import ModelTask
 
 POISON = -999.0
@@ -61,13 +62,29 @@ def write_echo_bundle(model_dir: Path, version: str = "1.0.0") -> Path:
     )
 
 
-class Task(ModelTask[list[float], float]):
+class EchoRequest(BaseModel):
+    values: list[list[float]] = Field(min_length=1, json_schema_extra={"examples": [[[1.0, 2.0]]]})
+
+
+class EchoResponse(BaseModel):
+    sums: list[float]
+
+
+class Task(ModelTask[EchoRequest, list[float], float, EchoResponse]):
     name = "echo"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # A fixed cost per model call, like a real network's, so a test can know its capacity.
         self.call_seconds = float(os.environ.get("ECHO_CALL_MS", "0")) / 1000
+
+    def decode(self, request: EchoRequest, limits: InputLimits) -> list[list[float]]:
+        return request.values
+
+    def encode(
+        self, request: EchoRequest, items: Sequence[list[float]], results: Sequence[float]
+    ) -> EchoResponse:
+        return EchoResponse(sums=list(results))
 
     def item_size(self, item: list[float]) -> int:
         return len(item)
@@ -90,13 +107,10 @@ class Task(ModelTask[list[float], float]):
         return [[1.0, 2.0], [3.0]]
 
 
-class EchoRequest(BaseModel):
-    values: list[list[float]] = Field(min_length=1, json_schema_extra={"examples": [[[1.0, 2.0]]]})
-
-
 router = APIRouter(tags=["echo"])
+EchoService = Annotated[ModelService[EchoRequest, EchoResponse], Depends(service_for(Task))]
 
 
 @router.post("/echo")
-async def echo(body: EchoRequest, svc: ModelService = Depends(get_service("echo"))) -> dict[str, Any]:
-    return {"sums": await svc.predict(body.values)}
+async def echo(body: EchoRequest, service: EchoService, limits: LimitsDep) -> EchoResponse:
+    return await service.handle(body, limits)

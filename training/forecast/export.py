@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from app.core.bundle import TensorSpec
+from app.forecast.bundle import ForecastSection, Normalisation
 from training import bundle as bundle_io
 from training.forecast.model import Forecaster, pad_batch
 
@@ -26,29 +27,29 @@ def tensor_specs(model: Forecaster) -> tuple[list[TensorSpec], list[TensorSpec]]
     return inputs, outputs
 
 
-def interval_levels(quantiles: list[float]) -> dict[str, list[float]]:
-    """Central intervals the quantiles support: "80" -> [0.1, 0.9]."""
+def interval_levels(quantiles: list[float]) -> dict[str, tuple[float, float]]:
+    """Central intervals the quantiles support: "80" -> (0.1, 0.9)."""
     pairs = zip(quantiles, reversed(quantiles), strict=True)
-    return {str(round(100 * (hi - lo))): [lo, hi] for lo, hi in pairs if lo < 0.5}
+    return {str(round(100 * (hi - lo))): (lo, hi) for lo, hi in pairs if lo < 0.5}
 
 
-def preprocessing(model: Forecaster, min_window: int, max_window: int) -> dict[str, Any]:
-    return {
-        "min_window": min_window,
-        "max_window": max_window,
-        "horizon_max": model.horizon_max,
-        "quantile_levels": model.quantiles,
-        "interval_levels": interval_levels(model.quantiles),
-        "padding": "right-padded values, true lengths in `lengths`; packed, so padding is ignored",
-        "long_histories": f"only the last max_window={max_window} values are used",
-        "normalisation": {
-            "where": "inside the exported graph (inputs and outputs are raw values)",
-            "scheme": "per window: z = (x - mean) / max(std, eps_rel * mean(|x|) + eps_abs), over the "
+def preprocessing(model: Forecaster, min_window: int, max_window: int) -> ForecastSection:
+    return ForecastSection(
+        min_window=min_window,
+        max_window=max_window,
+        horizon_max=model.horizon_max,
+        quantile_levels=model.quantiles,
+        interval_levels=interval_levels(model.quantiles),
+        padding="right-padded values, true lengths in `lengths`; packed, so padding is ignored",
+        long_histories=f"only the last max_window={max_window} values are used",
+        normalisation=Normalisation(
+            where="inside the exported graph (inputs and outputs are raw values)",
+            scheme="per window: z = (x - mean) / max(std, eps_rel * mean(|x|) + eps_abs), over the "
             "valid values; outputs mapped back with the same mean and scale",
-            "eps_rel": model.eps_rel,
-            "eps_abs": model.eps_abs,
-        },
-    }
+            eps_rel=model.eps_rel,
+            eps_abs=model.eps_abs,
+        ),
+    )
 
 
 def export(

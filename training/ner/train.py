@@ -19,8 +19,10 @@ import torch
 
 from app.core.bundle import TensorSpec, read_manifest, resolve_bundle_dir
 from app.core.text import TOKENIZER_NAME
+from app.core.vocab import PAD, UNK
+from app.ner.bundle import CasingFeature, NerSection
 from app.ner.crf_decode import viterbi
-from app.ner.features import CASE_DEFINITION, CASES, MAX_WORD_CHARS, PAD, UNK, encode_batch
+from app.ner.features import CASE_DEFINITION, CASES, MAX_WORD_CHARS, encode_batch
 from app.ner.tags import bioes_spans, bioes_tagset, iob1_spans, iob1_to_bioes
 from training.bundle import DEFAULT_MODEL_DIR, ROOT, shipped_metric, update_readme, write_bundle
 from training.ner.conlleval import score_spans
@@ -316,21 +318,23 @@ def export(
         },
         metrics={**metrics, "ablation": ablation},
         data=data_info,
-        preprocessing={
-            "tokenizer": TOKENIZER_NAME,
-            "scheme": "BIOES",
-            "source_scheme": "IOB1",
-            "lowercase_words": True,
-            "digits_fallback": "a word missing from the vocabulary is looked up again with digits -> 0",
-            "casing_feature": {"values": CASES, "definition": CASE_DEFINITION},
-            "max_word_chars": MAX_WORD_CHARS,
-            "long_word_rule": f"words longer than {MAX_WORD_CHARS} chars keep their first and last "
+        preprocessing=NerSection(
+            tokenizer=TOKENIZER_NAME,
+            lowercase=True,
+            vocab_artifact="vocab",
+            vocab_size=len(vocab.words),
+            pad_id=vocab.words.index(PAD),
+            unk_id=vocab.words.index(UNK),
+            scheme="BIOES",
+            source_scheme="IOB1",
+            digits_fallback="a word missing from the vocabulary is looked up again with digits -> 0",
+            casing_feature=CasingFeature(values=CASES, definition=CASE_DEFINITION),
+            chars_artifact="chars",
+            char_vocab_size=len(vocab.chars),
+            max_word_chars=MAX_WORD_CHARS,
+            long_word_rule=f"words longer than {MAX_WORD_CHARS} chars keep their first and last "
             f"{MAX_WORD_CHARS // 2}",
-            "vocab_size": len(vocab.words),
-            "num_chars": len(vocab.chars),
-            "padding_id": 0,
-            "unknown_id": 1,
-        },
+        ),
         labels=TAGS,
         training=training,
         extra_files={

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.bundle import sha256_file
+from app.core.vocab import PAD, UNK
 from app.sentiment.preprocess import preprocess as _serving_preprocess
 from app.sentiment.preprocess import truncate as truncate  # re-exported for training
 
@@ -24,8 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = ROOT / ".." / "shared" / "data" / "sentiment" / "imdb"
 LABELS = ("negative", "positive")  # index = class id
 _LABEL_IDS = {"neg": 0, "pos": 1}
-PAD, UNK = "<pad>", "<unk>"
-PAD_ID, UNK_ID = 0, 1
+PAD_ID, UNK_ID = 0, 1  # build_vocab puts PAD and UNK first
 LOWERCASE = True
 
 

@@ -10,6 +10,7 @@ import torch
 
 from app.core.bundle import TensorSpec
 from app.core.text import TOKENIZER_NAME, spacy_version
+from app.sentiment.bundle import SentimentSection
 from training.bundle import DEFAULT_MODEL_DIR, write_bundle
 from training.sentiment.data import LOWERCASE, PAD_ID, UNK_ID, provenance
 from training.sentiment.model import SentimentNet, export_module
@@ -39,21 +40,21 @@ def example_inputs(vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, lengths
 
 
-def preprocessing(cfg: Config, vocab_size: int) -> dict[str, Any]:
-    return {
-        "tokenizer": TOKENIZER_NAME,
-        "spacy_version": spacy_version(),
-        "lowercase": LOWERCASE,
-        "html_breaks": "replaced by spaces (app.core.text.clean_html_breaks)",
-        "max_length": cfg.max_length,
-        "truncation": "head+tail",
-        "head_tokens": cfg.head_tokens,
-        "tail_tokens": cfg.max_length - cfg.head_tokens,
-        "pad_id": PAD_ID,
-        "unk_id": UNK_ID,
-        "vocab_artifact": "vocab",
-        "vocab_size": vocab_size,
-    }
+def preprocessing(cfg: Config, vocab_size: int) -> SentimentSection:
+    return SentimentSection(
+        tokenizer=TOKENIZER_NAME,
+        spacy_version=spacy_version(),
+        lowercase=LOWERCASE,
+        html_breaks="replaced by spaces (app.core.text.clean_html_breaks)",
+        max_length=cfg.max_length,
+        truncation="head+tail",
+        head_tokens=cfg.head_tokens,
+        tail_tokens=cfg.max_length - cfg.head_tokens,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        vocab_artifact="vocab",
+        vocab_size=vocab_size,
+    )
 
 
 def export(

@@ -1,0 +1,24 @@
+"""POST /ner: HTTP wiring only; the pipeline is `NerTask` (task.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from app.core.service import LimitsDep, ModelService, service_for
+from app.ner.schemas import NerRequest, NerResponse
+from app.ner.task import NerTask
+
+router = APIRouter(tags=["ner"])
+NerService = Annotated[ModelService[NerRequest, NerResponse], Depends(service_for(NerTask))]
+
+
+@router.post(
+    "/ner",
+    response_model=NerResponse,
+    response_model_exclude_none=True,
+    summary="Named entities (PER, ORG, LOC, MISC) with character offsets and CRF confidences",
+)
+async def ner(body: NerRequest, service: NerService, limits: LimitsDep) -> NerResponse:
+    return await service.handle(body, limits)
