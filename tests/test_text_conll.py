@@ -75,3 +75,24 @@ def test_offsets_point_into_the_text(text: str) -> None:
         assert text[t.start : t.end] == t.text
         assert t.text.strip()
     assert [t.start for t in tokens] == sorted(t.start for t in tokens)
+
+
+def test_ner_endpoint_keeps_hyphenated_names_whole(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.core.settings import Settings
+    from app.main import create_app
+    from tests.ner_support import FIXTURE, fixture_vocab, force_tag, tiny_tagger, write_tiny_bundle
+    from training.ner.data import read_conll
+
+    model = tiny_tagger(fixture_vocab(read_conll(FIXTURE)))
+    force_tag(model, "S-PER")  # every token is an entity: the entities are the tokens
+    write_tiny_bundle(tmp_path, model)
+    settings = Settings(_env_file=None, model_dir=tmp_path, models="ner")  # type: ignore[call-arg]
+    text = "Hewlett-Packard, Rolls-Royce and Coca-Cola Europacific won 2-1."
+    with TestClient(create_app(settings, task_packages={"ner": "app.ner"})) as client:
+        r = client.post("/ner", json={"texts": [text]})
+    assert r.status_code == 200, r.text
+    entities = [e["text"] for e in r.json()["results"][0]["entities"]]
+    expected = ["Hewlett-Packard", ",", "Rolls-Royce", "and", "Coca-Cola", "Europacific", "won", "2-1", "."]
+    assert entities == expected

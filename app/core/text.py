@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Annotated, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import AfterValidator
 
@@ -62,7 +62,7 @@ def _conll_tokenizer():  # type: ignore[no-untyped-def]
     )
     from spacy.util import compile_infix_regex
 
-    tokenizer = spacy.blank("en").tokenizer
+    tokenizer: Any = spacy.blank("en").tokenizer  # spaCy types it as a plain callable
     # spaCy's English infixes (spacy/lang/en/punctuation.py) less the plain hyphen: CoNLL keeps
     # "Hewlett-Packard", "Rolls-Royce", "2-1" and "1996-12-06" whole; dashes still split.
     infixes = [

@@ -4,11 +4,12 @@ describe that same code: a bundle made by different feature code is refused, nam
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from app.core.bundle import Section
+from app.core.text import CONLL_TOKENIZER_NAME
 from app.core.vocab import TextSection
 from app.ner.features import CASES, MAX_WORD_CHARS, PAD_ID
 
@@ -26,6 +27,9 @@ class CasingFeature(Section):
 
 
 class NerSection(TextSection):
+    # The network learnt from CoNLL-2003's own tokens; raw text is cut by the same rules.
+    expected_tokenizer: ClassVar[str] = CONLL_TOKENIZER_NAME
+
     scheme: Literal["BIOES"] = Field(description="Tag scheme of the labels and crf.json.")
     source_scheme: str = Field(description="Tag scheme of the training files (converted to BIOES).")
     digits_fallback: str = Field(description="How an unknown word is looked up again.")

@@ -29,7 +29,8 @@ class NerRequest(BaseModel):
 
     texts: list[UnicodeText] | None = Field(
         None,
-        description="Raw texts; tokenised by the service (spaCy rule-based English tokenizer). "
+        description="Raw English texts; tokenised by the service the way CoNLL-2003 was (spaCy's "
+        "rule-based tokenizer keeping intra-word hyphens whole: `Hewlett-Packard`, `2-1`). "
         "Entity offsets are character offsets into each text. Give either `texts` or `tokens`.",
     )
     tokens: list[list[UnicodeText]] | None = Field(

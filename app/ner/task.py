@@ -16,7 +16,7 @@ from app.core.bundle import Bundle, BundleError
 from app.core.errors import invalid
 from app.core.limits import InputLimits, check_count, check_texts
 from app.core.task import ModelTask
-from app.core.text import Token, tokenize
+from app.core.text import Token, tokenize_conll
 from app.ner.bundle import NerSection
 from app.ner.crf_decode import CrfParams, forward_backward, span_probability, viterbi
 from app.ner.features import encode_batch
@@ -146,12 +146,12 @@ class NerTask(ModelTask[NerRequest, NerItem, NerPrediction, NerResponse]):
             raise BundleError(f"bundle {bundle.path}: crf.json tags differ from the manifest labels")
         self.crf = CrfParams.from_json(crf)
         # Loading spaCy takes seconds; pay it at start-up, not on the first request with texts.
-        tokenize("warm-up")
+        tokenize_conll("warm-up")
 
     def decode(self, request: NerRequest, limits: InputLimits) -> list[NerItem]:
         items: list[NerItem] = []
         for d, doc in enumerate(check_request(request, limits)):
-            source, tokens = doc if isinstance(doc, tuple) else (doc, tokenize(doc))
+            source, tokens = doc if isinstance(doc, tuple) else (doc, tokenize_conll(doc))
             for a, b in split_pieces(tokens, limits.max_tokens_per_sequence):
                 piece = tuple(tokens[a:b])
                 items.append(NerItem(tuple(t.text for t in piece), d, source, piece))

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from app.core.bundle import TensorSpec, read_manifest, resolve_bundle_dir
-from app.core.text import TOKENIZER_NAME
+from app.core.text import CONLL_TOKENIZER_NAME
 from app.core.vocab import PAD, UNK
 from app.ner.bundle import CasingFeature, NerSection
 from app.ner.crf_decode import viterbi
@@ -319,7 +319,7 @@ def export(
         metrics={**metrics, "ablation": ablation},
         data=data_info,
         preprocessing=NerSection(
-            tokenizer=TOKENIZER_NAME,
+            tokenizer=CONLL_TOKENIZER_NAME,
             lowercase=True,
             vocab_artifact="vocab",
             vocab_size=len(vocab.words),
