@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # Two targets: `cpu` (default, last stage) and `cuda` (docker build --target cuda .).
-# Both install with scripts/install.sh, the same script a local install runs.
+# Both install with scripts/install.sh, the same script a local install runs: the runtime set,
+# which serves with ONNX Runtime and has no torch. `--build-arg EXTRAS=torch` adds PyTorch for
+# BACKEND=torchscript (the CPU build in `cpu`, CUDA 12.8 in `cuda`).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04
@@ -20,8 +22,10 @@ WORKDIR /srv
 COPY pyproject.toml README.md ./
 COPY scripts ./scripts
 COPY app ./app
-# The default PyPI torch wheel carries CUDA; onnxruntime-gpu brings the CUDA provider.
-RUN ORT_GPU=1 bash scripts/install.sh && rm -rf /root/.cache
+ARG EXTRAS=""
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+# onnxruntime-gpu brings the CUDA provider; torch (only with EXTRAS=torch) the CUDA build.
+RUN ORT_GPU=1 TORCH_INDEX_URL=${TORCH_INDEX_URL} bash scripts/install.sh "${EXTRAS}" && rm -rf /root/.cache
 COPY models ./models
 ENV MODEL_DIR=/srv/models HOST=0.0.0.0 PORT=8000 DEVICE=cuda
 USER app
@@ -33,14 +37,14 @@ CMD ["python", "-m", "app"]
 
 # ---------------------------------------------------------------- CPU (default)
 FROM ${PYTHON_IMAGE} AS cpu
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG EXTRAS=""
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN useradd --create-home --uid 10001 app
 WORKDIR /srv
 COPY pyproject.toml README.md ./
 COPY scripts ./scripts
 COPY app ./app
-RUN TORCH_INDEX_URL=${TORCH_INDEX_URL} bash scripts/install.sh && rm -rf /root/.cache
+RUN bash scripts/install.sh "${EXTRAS}" && rm -rf /root/.cache
 # Baked in so the image runs alone; docker-compose.yml mounts ./models over it read-only.
 COPY models ./models
 ENV MODEL_DIR=/srv/models HOST=0.0.0.0 PORT=8000 DEVICE=cpu

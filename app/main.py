@@ -31,6 +31,7 @@ from app.core.metrics import Metrics
 from app.core.middleware import ServiceMiddleware
 from app.core.service import AppState, ClientDisconnectedError, ModelService, StateDep
 from app.core.settings import Settings
+from app.web import install_web
 
 log = logging.getLogger("app")
 
@@ -127,6 +128,8 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
         description="REST inference for three LSTM-family models: sentiment (BiLSTM), named entities "
         "(BiLSTM-CRF) and time-series forecasting (LSTM regressor), with dynamic micro-batching.",
         lifespan=lifespan,
+        docs_url=None,  # app.web serves /docs and /redoc with their assets from here (no CDN)
+        redoc_url=None,
     )
     state.attach(app.state)
 
@@ -134,6 +137,7 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
         app.include_router(module.router)
 
     _add_operational_routes(app)
+    install_web(app)
     _add_error_handlers(app)
     app.add_middleware(
         ServiceMiddleware,

@@ -18,6 +18,10 @@ Device = Literal["cpu", "cuda"]
 Feeds = dict[str, np.ndarray]
 
 
+class BackendUnavailableError(RuntimeError):
+    """The runtime a backend needs is not installed."""
+
+
 class Backend(ABC):
     name: BackendName
 
@@ -74,7 +78,14 @@ class TorchScriptBackend(Backend):
 
     def __init__(self, bundle: Bundle, device: Device, threads: int = 0) -> None:
         super().__init__(bundle, device)
-        import torch
+        try:
+            import torch
+        except ImportError as exc:
+            # torch is an extra: the default install serves with ONNX Runtime and has none.
+            raise BackendUnavailableError(
+                "BACKEND=torchscript needs PyTorch, which is not installed; install the torch extra "
+                "(`bash scripts/install.sh torch` installs the CPU build) or serve with BACKEND=onnx"
+            ) from exc
 
         if threads > 0:
             torch.set_num_threads(threads)

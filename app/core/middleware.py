@@ -18,7 +18,11 @@ from app.core.metrics import Metrics
 
 log = logging.getLogger("app.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# Probes, and the browser pages, which hold no data of their own (the calls they make need the key).
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+)
+OPEN_PREFIXES = ("/static/",)
 
 
 async def _send_json(
@@ -67,7 +71,7 @@ class ServiceMiddleware:
             await send(message)
 
         try:
-            if self.api_key is not None and path not in OPEN_PATHS:
+            if self.api_key is not None and path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES):
                 given = headers.get("x-api-key", "").encode()
                 # Constant-time comparison: response timing must not leak the key prefix.
                 if not hmac.compare_digest(given, self.api_key):
