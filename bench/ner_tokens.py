@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         report["tokenizer"][key] = {"sentences": bad, "tokens": missed, "top_missed": which.most_common(20)}
         print(f"{key}: {bad} sentences differ, {missed} gold tokens missed", file=sys.stderr)
 
-    settings = Settings(model_dir=args.model_dir, models="ner", log_level="warning")  # type: ignore[call-arg]
+    settings = Settings(model_dir=args.model_dir, models="ner", log_level="warning")
     with TestClient(create_app(settings)) as client:
         version = client.get("/models").json()["ner"]["manifest"]["version"]
         report["model"] = f"ner {version}"

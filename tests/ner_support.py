@@ -9,9 +9,9 @@ import torch
 
 from app.core.vocab import PAD, UNK
 from app.ner.features import CASES
-from training.ner.data import Sentence, read_conll
+from training.ner.data import TAGS, Sentence, Vocab, read_conll
+from training.ner.export import export
 from training.ner.model import ModelConfig, Tagger
-from training.ner.train import TAGS, Vocab, export
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ner" / "conll_sample.txt"
 

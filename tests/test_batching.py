@@ -107,7 +107,8 @@ def test_one_batch_failing_does_not_poison_others() -> None:
             results = await asyncio.gather(
                 b.submit([7]), b.submit([3]), b.submit([9]), return_exceptions=True
             )
-            assert isinstance(results[0], BatchFailedError) and "boom" in str(results[0])
+            assert isinstance(results[0], BatchFailedError)
+            assert "boom" in str(results[0])
             assert results[1:] == [[30], [90]]
             assert await b.submit([5]) == [50]  # the worker keeps going
             await b.drain(1.0)
@@ -130,7 +131,8 @@ def test_full_queue_rejects_at_once() -> None:
             with pytest.raises(QueueFullError, match="queue is full"):
                 await b.submit([5])
             assert time.perf_counter() - started < 0.05
-            assert await first == [10] and await queued == [20, 30, 40]
+            assert await first == [10]
+            assert await queued == [20, 30, 40]
             await b.drain(1.0)
 
     run(main())

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,3 +114,46 @@ def test_readme_is_only_rewritten_for_the_shipped_models(tmp_path: Path) -> None
     before = README.read_text()
     update_readme(("echo", "junk"), model_dir=tmp_path)
     assert README.read_text() == before
+
+
+def test_an_export_that_disagrees_with_eager_leaves_the_shipped_bundle_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import training.bundle
+    from tests.support.echo import EchoModel, write_echo_bundle
+    from training.bundle import ExportMismatchError
+
+    shipped = write_echo_bundle(tmp_path)
+    before = {p.name: p.read_bytes() for p in shipped.iterdir()}
+    real_export = training.bundle.export_onnx
+
+    def mistranslating_export(module: torch.nn.Module, *args: Any, **kwargs: Any) -> None:
+        other = EchoModel()
+        with torch.no_grad():
+            other.scale.fill_(2.0)
+        real_export(other, *args, **kwargs)
+
+    monkeypatch.setattr(training.bundle, "export_onnx", mistranslating_export)
+    with pytest.raises(ExportMismatchError, match="onnx differs from the eager model"):
+        write_echo_bundle(tmp_path, overwrite=True)
+    assert {p.name: p.read_bytes() for p in shipped.iterdir()} == before
+    assert sorted(p.name for p in shipped.parent.iterdir()) == ["1.0.0"]  # no partial left behind
+
+
+def test_the_export_check_covers_sentiment_including_attention(tmp_path: Path) -> None:
+    from tests.sentiment_support import VOCAB, tiny_net, write_tiny_bundle
+    from training.bundle import ExportMismatchError, check_exported
+    from training.sentiment.export import example_inputs
+    from training.sentiment.model import export_module
+
+    path, net = write_tiny_bundle(tmp_path, cell="gru", head="attention")
+    bundle = load_bundle(path)
+    inputs = example_inputs(len(VOCAB))
+    deviations = check_exported(bundle, export_module(net), inputs, 1e-4)
+    assert set(deviations) == {"onnx", "torchscript"}
+    assert max(deviations.values()) <= 1e-4
+    other = export_module(tiny_net("gru", "attention", seed=1))
+    with pytest.raises(ExportMismatchError, match="differs from the eager model"):
+        check_exported(bundle, other, inputs, 1e-4)

@@ -67,10 +67,12 @@ def test_round_trip_shape_and_ordering(client: TestClient) -> None:
         )
         lo80, lo95 = i80
         hi80, hi95 = i95
-        assert (
-            np.all(lo95 <= lo80) and np.all(lo80 <= point) and np.all(point <= hi80) and np.all(hi80 <= hi95)
-        )
-        assert f["timestamps"] is None and f["history_truncated"] is False
+        assert np.all(lo95 <= lo80)
+        assert np.all(lo80 <= point)
+        assert np.all(point <= hi80)
+        assert np.all(hi80 <= hi95)
+        assert f["timestamps"] is None
+        assert f["history_truncated"] is False
 
 
 def test_batched_request_matches_single_requests(client: TestClient) -> None:
@@ -94,7 +96,8 @@ def test_long_history_uses_last_window(client: TestClient) -> None:
     tail = {"values": long["values"][-MAX_WINDOW:], "horizon": 2}
     f_long = _post(client, {"series": [long]}).json()["forecasts"][0]
     f_tail = _post(client, {"series": [tail]}).json()["forecasts"][0]
-    assert f_long["history_used"] == MAX_WINDOW and f_long["history_truncated"] is True
+    assert f_long["history_used"] == MAX_WINDOW
+    assert f_long["history_truncated"] is True
     np.testing.assert_allclose(f_long["point"], f_tail["point"], rtol=1e-6)
 
 

@@ -58,13 +58,15 @@ def test_offsets_are_exact_substrings(client: TestClient) -> None:
     assert len(results) == len(TEXTS)
     for text, result in zip(TEXTS, results, strict=True):
         tokens = result["tokens"]
-        assert tokens and len(result["entities"]) == len(tokens)  # forced S-PER on every token
+        assert tokens
+        assert len(result["entities"]) == len(tokens)
         for tok in tokens:
             assert text[tok["start"] : tok["end"]] == tok["text"]
             assert tok["tag"] == "S-PER"
         for ent in result["entities"]:
             assert text[ent["start"] : ent["end"]] == ent["text"]
-            assert ent["label"] == "PER" and 0.99 <= ent["confidence"] <= 1.0
+            assert ent["label"] == "PER"
+            assert 0.99 <= ent["confidence"] <= 1.0
         starts = [e["start"] for e in result["entities"]]
         assert starts == sorted(set(starts))  # repeated words get their own offsets
     paris = [e for e in results[1]["entities"] if e["text"].lower() == "paris"]
@@ -103,12 +105,14 @@ def test_multi_token_entity_spans_the_gap_between_tokens() -> None:
     ]
     result = assemble(list(zip(pieces, [first, second], strict=True)), True)
     assert [(e.text, e.start, e.end) for e in result.entities] == [("New   York", 2, 12), ("City", 13, 17)]
-    assert result.tokens is not None and [t.tag for t in result.tokens] == ["B-LOC", "E-LOC", "S-LOC", "O"]
+    assert result.tokens is not None
+    assert [t.tag for t in result.tokens] == ["B-LOC", "E-LOC", "S-LOC", "O"]
 
 
 def test_piece_splitting_and_joining() -> None:
     text, tokens = join_tokens(["a", "b", ".", "c", "d", "e", "f"])
-    assert text == "a b . c d e f" and tokens[3] == Token("c", 6, 7)
+    assert text == "a b . c d e f"
+    assert tokens[3] == Token("c", 6, 7)
     assert split_pieces(tokens, 3) == [(0, 3), (3, 6), (6, 7)]
     assert split_pieces(tokens, 10) == [(0, 3), (3, 7)]
 
@@ -140,7 +144,8 @@ def test_invalid_requests_get_422_naming_the_field(
         assert detail["ctx"]["limit"] == limit
     # the service keeps serving after a rejected request
     ok = post(client, {"texts": ["Peter Blackburn"]})
-    assert ok.status_code == 200 and len(ok.json()["results"][0]["entities"]) == 2
+    assert ok.status_code == 200
+    assert len(ok.json()["results"][0]["entities"]) == 2
 
 
 def test_schema_errors_are_422_too(client: TestClient) -> None:
@@ -159,12 +164,14 @@ def test_shipped_bundle_round_trip(backend: str) -> None:
         r = c.post("/ner", json={"texts": [text, "EU rejects German call to boycott British lamb."]})
         assert r.status_code == 200, r.text
         body = r.json()
-        assert body["model"] == "ner" and body["version"] == "1.0.0"
+        assert body["model"] == "ner"
+        assert body["version"] == "1.0.0"
         found = {(e["text"], e["label"]) for e in body["results"][0]["entities"]}
         assert {("Angela Merkel", "PER"), ("Emmanuel Macron", "PER"), ("Paris", "LOC")} <= found
         assert ("European Union", "ORG") in found
         for e in body["results"][0]["entities"]:
-            assert text[e["start"] : e["end"]] == e["text"] and 0.0 < e["confidence"] <= 1.0
+            assert text[e["start"] : e["end"]] == e["text"]
+            assert 0.0 < e["confidence"] <= 1.0
         second = {(e["text"], e["label"]) for e in body["results"][1]["entities"]}
         assert second == {("EU", "ORG"), ("German", "MISC"), ("British", "MISC")}
         models = c.get("/models").json()["ner"]["manifest"]

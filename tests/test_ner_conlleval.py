@@ -29,15 +29,17 @@ def test_hand_example() -> None:
     per = result["per_type"]
     assert per["PER"]["f1"] == 100.0
     assert (per["LOC"]["precision"], per["LOC"]["recall"], per["LOC"]["f1"]) == (0.0, 0.0, 0.0)
-    assert per["ORG"]["precision"] == 50.0 and per["ORG"]["recall"] == 100.0
+    assert per["ORG"]["precision"] == 50.0
+    assert per["ORG"]["recall"] == 100.0
     assert per["ORG"]["f1"] == pytest.approx(66.67)
 
 
 def test_no_predictions_scores_zero_without_dividing_by_zero() -> None:
     result = score_spans([[(0, 1, "PER")]], [[]])
-    assert result["overall"]["f1"] == 0.0 and result["overall"]["predicted"] == 0
+    assert result["overall"]["f1"] == 0.0
+    assert result["overall"]["predicted"] == 0
 
 
 def test_sentence_counts_must_match() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="gold sentences but"):
         score_spans([[]], [])

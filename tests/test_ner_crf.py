@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from app.ner.crf_decode import forward_backward, span_probability, token_marginals, viterbi
+from app.ner.crf_decode import forward_backward, span_probability, viterbi
+from tests.support.ner_reference import token_marginals
 from training.ner.crf import CRF
 
 NUM_TAGS = 3

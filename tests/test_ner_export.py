@@ -14,8 +14,9 @@ from app.core.bundle import load_bundle
 from app.ner.features import encode_batch
 from app.ner.task import NerItem, NerTask
 from tests.ner_support import write_tiny_bundle
+from training.ner.data import TAGS, Vocab
+from training.ner.export import INPUT_NAMES
 from training.ner.model import Tagger
-from training.ner.train import INPUT_NAMES, TAGS, Vocab
 
 SENTENCES = [
     ["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."],

@@ -46,5 +46,6 @@ def test_batch_is_zero_padded() -> None:
     assert feeds["lengths"].tolist() == [2, 1]
     assert feeds["char_ids"].shape == (2, 2, len("Blackburn"))
     assert feeds["word_ids"].tolist() == [[1, 1], [2, 0]]
-    assert np.all(feeds["char_ids"][1, 1] == 0) and feeds["case_ids"][1, 1] == 0
+    assert np.all(feeds["char_ids"][1, 1] == 0)
+    assert feeds["case_ids"][1, 1] == 0
     assert all(v.dtype == np.int64 for v in feeds.values())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.ner.tags import bioes_spans, bioes_tagset, iob1_spans, iob1_to_bioes, spans_to_iob1
+from app.ner.tags import bioes_spans, bioes_tagset, iob1_spans, iob1_to_bioes
+from tests.support.ner_reference import spans_to_iob1
 from training.ner.data import read_conll
 
 FIXTURE = Path(__file__).parent / "fixtures" / "ner" / "conll_sample.txt"
@@ -30,7 +31,8 @@ def test_iob1_b_tag_separates_adjacent_entities_of_one_type() -> None:
     i = s.words.index("Israel")
     assert s.tags[i - 2 : i + 1] == ["I-LOC", "I-LOC", "B-LOC"]  # "Golan Heights" then "Israel"
     spans = iob1_spans(s.tags)
-    assert (i - 2, i, "LOC") in spans and (i, i + 1, "LOC") in spans
+    assert (i - 2, i, "LOC") in spans
+    assert (i, i + 1, "LOC") in spans
     bioes = iob1_to_bioes(s.tags)
     assert bioes[i - 2 : i + 1] == ["B-LOC", "E-LOC", "S-LOC"]
 
@@ -51,4 +53,7 @@ def test_ill_formed_bioes_is_read_like_conlleval() -> None:
 
 def test_tagset_puts_o_first() -> None:
     tags = bioes_tagset(["PER", "LOC"])
-    assert tags[0] == "O" and len(tags) == 9 and "S-PER" in tags and "E-LOC" in tags
+    assert tags[0] == "O"
+    assert len(tags) == 9
+    assert "S-PER" in tags
+    assert "E-LOC" in tags

@@ -48,15 +48,18 @@ def test_round_trip_with_attention(attention_client: TestClient) -> None:
     r = attention_client.post("/sentiment", json={"texts": [SHORT, LONG], "return_attention": True})
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["model"] == "sentiment" and body["max_length"] == 12
+    assert body["model"] == "sentiment"
+    assert body["max_length"] == 12
     short, long = body["predictions"]
     assert set(short["probabilities"]) == {"negative", "positive"}
     assert short["label"] == max(short["probabilities"], key=short["probabilities"].get)
     assert abs(sum(short["probabilities"].values()) - 1) < 1e-5
-    assert short["tokens"] == 4 and short["truncated"] is False
+    assert short["tokens"] == 4
+    assert short["truncated"] is False
     assert [w["token"] for w in short["attention"]] == ["A", "great", "film", "."]
     assert abs(sum(w["weight"] for w in short["attention"]) - 1) < 1e-5
-    assert long["tokens"] == 30 and long["truncated"] is True
+    assert long["tokens"] == 30
+    assert long["truncated"] is True
     assert len(long["attention"]) == 12
     assert [w["token"] for w in long["attention"]][:3] == ["The", "plot", "was"]  # head kept
 
@@ -104,7 +107,8 @@ def test_attention_requested_from_a_model_without_it(final_client: TestClient) -
     assert err["loc"] == ["body", "return_attention"]
     assert "no attention" in err["msg"]
     ok = final_client.post("/sentiment", json={"texts": [SHORT, LONG]})
-    assert ok.status_code == 200 and ok.json()["predictions"][0]["attention"] is None
+    assert ok.status_code == 200
+    assert ok.json()["predictions"][0]["attention"] is None
 
 
 @pytest.mark.skipif(

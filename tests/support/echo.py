@@ -43,7 +43,7 @@ INPUTS = [
 OUTPUTS = [TensorSpec(name="sums", dtype="float32", shape=["batch"])]
 
 
-def write_echo_bundle(model_dir: Path, version: str = "1.0.0") -> Path:
+def write_echo_bundle(model_dir: Path, version: str = "1.0.0", overwrite: bool = False) -> Path:
     from training.bundle import write_bundle
 
     return write_bundle(
@@ -59,6 +59,7 @@ def write_echo_bundle(model_dir: Path, version: str = "1.0.0") -> Path:
         data={"source": "synthetic test fixture"},
         extra_files={"vocab": ("vocab.txt", b"a\nb\n")},
         model_dir=model_dir,
+        overwrite=overwrite,
     )
 
 

@@ -56,7 +56,7 @@ class Emitter(nn.Module):
     def char_features(self, char_ids: torch.Tensor) -> torch.Tensor:
         b, t, c = char_ids.shape
         flat = char_ids.reshape(b * t, c)
-        conv = self.char_conv(self.char_emb(flat).transpose(1, 2))  # [B*T, F, C]
+        conv: torch.Tensor = self.char_conv(self.char_emb(flat).transpose(1, 2))  # [B*T, F, C]
         present = (flat > 0).unsqueeze(1)
         # Pad positions must never win the max-pool, or the feature would depend on batch width.
         pooled = conv.masked_fill(~present, -1e4).max(dim=2).values
@@ -73,7 +73,8 @@ class Emitter(nn.Module):
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=word_ids.size(1))
-        return self.proj(self.dropout(out))
+        emissions: torch.Tensor = self.proj(self.dropout(out))
+        return emissions
 
 
 class Tagger(nn.Module):

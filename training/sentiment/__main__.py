@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 import torch
 
 from training.bundle import DEFAULT_MODEL_DIR, shipped_metric
+from training.logs import setup_logging
 from training.sentiment.cache import DEFAULT_CACHE_DIR, tokenised_split
 from training.sentiment.data import (
     DEFAULT_DATA_DIR,
@@ -49,7 +48,6 @@ from training.sentiment.train import (
 )
 
 log = logging.getLogger("training.sentiment")
-LOG_DIR = Path(__file__).resolve().parents[1] / "logs"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -113,18 +111,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--version", default="1.0.0")
     return p.parse_args(argv)
-
-
-def setup_logging() -> Path:
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    path = LOG_DIR / f"sentiment-{dt.datetime.now():%Y%m%d-%H%M%S}.progress.log"
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    for handler in (logging.FileHandler(path), logging.StreamHandler(sys.stderr)):
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
-    return path
 
 
 def length_stats(lengths: list[int]) -> dict[str, Any]:
@@ -299,7 +285,7 @@ def readme_markdown(
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    log_path = setup_logging()
+    log_path = setup_logging(TASK)
     torch.set_num_threads(args.threads)
     started = time.time()
     log.info("args %s; progress log %s", vars(args), log_path)

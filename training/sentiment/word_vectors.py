@@ -14,6 +14,7 @@ import logging
 import time
 from pathlib import Path
 
+from training.logs import setup_logging
 from training.sentiment.cache import DEFAULT_CACHE_DIR, tokenised_path
 from training.sentiment.data import DEFAULT_DATA_DIR
 
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    setup_logging("word2vec")
     train_word_vectors(
         args.data_dir, args.cache_dir, args.output, args.dim, args.epochs, args.min_count, args.workers
     )
