@@ -59,7 +59,10 @@ def test_dockerfile_runs_non_root_with_readiness_healthcheck() -> None:
         assert 'CMD ["python", "-m", "app"]' in stage
         assert "ENV MODEL_DIR=/srv/models" in stage
     assert "ORT_GPU=1" in stages[0]
-    assert "TORCH_INDEX_URL" in stages[1]
+    # The default image serves with ONNX Runtime: no torch unless built with EXTRAS=torch.
+    for stage in stages:
+        assert 'ARG EXTRAS=""' in stage
+        assert 'install.sh "${EXTRAS}"' in stage
 
 
 def test_readme_documents_every_setting() -> None:

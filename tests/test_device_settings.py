@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ from app.core.settings import Settings
 
 NONE = Capabilities(torch_cuda=False, ort_cuda=False)
 TORCH_ONLY = Capabilities(torch_cuda=True, ort_cuda=False)
+ORT_ONLY = Capabilities(torch_cuda=False, ort_cuda=True)  # onnxruntime-gpu, no torch installed
 BOTH = Capabilities(torch_cuda=True, ort_cuda=True)
 
 
@@ -17,11 +20,14 @@ BOTH = Capabilities(torch_cuda=True, ort_cuda=True)
     [
         ("auto", "onnx", NONE, "cpu"),
         ("auto", "onnx", TORCH_ONLY, "cpu"),  # GPU present but onnxruntime cannot use it
+        ("auto", "onnx", ORT_ONLY, "cuda"),  # ONNX on a GPU needs no torch
         ("auto", "onnx", BOTH, "cuda"),
         ("auto", "torchscript", TORCH_ONLY, "cuda"),
+        ("auto", "torchscript", ORT_ONLY, "cpu"),
         ("auto", "torchscript", NONE, "cpu"),
         ("cpu", "onnx", BOTH, "cpu"),
         ("cuda", "onnx", BOTH, "cuda"),
+        ("cuda", "onnx", ORT_ONLY, "cuda"),
         ("cuda", "torchscript", TORCH_ONLY, "cuda"),
     ],
 )
@@ -30,15 +36,28 @@ def test_device_selection(requested: str, backend: str, caps: Capabilities, expe
 
 
 def test_cuda_without_gpu_fails_with_reason() -> None:
-    with pytest.raises(DeviceUnavailableError, match=r"torch sees no CUDA GPU.*onnxruntime-gpu"):
-        select_device("cuda", "onnx", NONE)
-    with pytest.raises(DeviceUnavailableError, match="no CUDAExecutionProvider"):
+    with pytest.raises(DeviceUnavailableError, match=r"BACKEND=onnx.*onnxruntime-gpu"):
         select_device("cuda", "onnx", TORCH_ONLY)
+    with pytest.raises(DeviceUnavailableError, match=r"BACKEND=torchscript.*torch sees no CUDA GPU"):
+        select_device("cuda", "torchscript", ORT_ONLY)
 
 
 def test_probe_on_this_machine_is_consistent() -> None:
     caps = Capabilities.probe()
-    assert select_device("auto", "onnx", caps) == ("cuda" if caps.torch_cuda and caps.ort_cuda else "cpu")
+    assert select_device("auto", "onnx", caps) == ("cuda" if caps.ort_cuda else "cpu")
+    assert select_device("auto", "torchscript", caps) == ("cuda" if caps.torch_cuda else "cpu")
+
+
+def test_onnx_device_choice_never_imports_torch() -> None:
+    # The light install (no torch) must be able to pick a device for ONNX Runtime.
+    code = (
+        "import sys; from app.core.device import Capabilities, select_device; "
+        "print(select_device('auto', 'onnx', Capabilities.probe())); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("cpu", "cuda")
 
 
 def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -88,11 +88,14 @@ def test_body_over_limit_is_413_and_service_goes_on(echo_client: Callable[..., A
         assert client.post("/echo", json={"values": [[1.0]]}).status_code == 200
 
 
-def test_api_key_guards_everything_but_health(echo_client: Callable[..., Any]) -> None:
+def test_api_key_guards_everything_but_health_and_the_pages(echo_client: Callable[..., Any]) -> None:
     with echo_client(api_key="k3y") as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").status_code == 200
-        for path in ("/models", "/metrics", "/docs"):
+        # The docs and the playground hold no data; a browser cannot send the key to load them.
+        for path in ("/", "/docs", "/redoc", "/openapi.json", "/static/playground.js"):
+            assert client.get(path).status_code == 200, path
+        for path in ("/models", "/metrics", "/staticx", "/docsx"):
             assert client.get(path).status_code == 401, path
         assert client.post("/echo", json={"values": [[1]]}, headers={"x-api-key": "wrong"}).status_code == 401
         assert client.post("/echo", json={"values": [[1]]}, headers={"x-api-key": "k3y"}).status_code == 200
