@@ -1,26 +1,52 @@
-"""`python -m app`: serve with uvicorn using the host, port and drain deadline from Settings."""
+"""`python -m app`: serve with uvicorn using the host, port, workers and drain deadline from Settings.
+
+With WORKERS > 1 uvicorn's supervisor starts that many worker processes on one listening socket
+(the kernel hands each connection to one of them). Before it does, this process creates the run
+folder the workers share (app/core/workers.py: merged metrics, readiness of every worker) and
+removes it when they have all exited. SIGTERM reaches the supervisor, which passes it to every
+worker; each stops accepting, drains its own batchers for up to SHUTDOWN_DRAIN_S and exits.
+"""
 
 from __future__ import annotations
+
+import os
+import shutil
+import tempfile
 
 import uvicorn
 
 from app.core.settings import Settings
+from app.core.workers import PROMETHEUS_ENV, RUN_DIR_ENV
 
 
 def main(factory: str = "app.main:create_app") -> None:
     """Serve the app that `factory` builds (tests pass their own task set)."""
     settings = Settings()
-    uvicorn.run(
-        factory,
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,  # our JSON logging, configured by create_app
-        access_log=False,
-        # SIGTERM: stop accepting, let in-flight requests finish (batchers drain in the lifespan).
-        timeout_graceful_shutdown=settings.graceful_shutdown_s,
-        proxy_headers=True,
-    )
+    workers = settings.worker_count
+    run_folder = None
+    if workers > 1:
+        run_folder = tempfile.mkdtemp(prefix="lstm-serve-")
+        os.makedirs(os.path.join(run_folder, "metrics"))
+        # Inherited by the workers, which read them at start (prometheus-client at import).
+        os.environ[RUN_DIR_ENV] = run_folder
+        os.environ[PROMETHEUS_ENV] = os.path.join(run_folder, "metrics")
+        os.environ["WORKERS"] = str(workers)  # `auto` resolved once, here, for every worker
+    try:
+        uvicorn.run(
+            factory,
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_config=None,  # our JSON logging, configured by create_app
+            access_log=False,
+            # SIGTERM: stop accepting, let in-flight requests finish (batchers drain in the lifespan).
+            timeout_graceful_shutdown=settings.graceful_shutdown_s,
+            proxy_headers=True,
+        )
+    finally:
+        if run_folder is not None:
+            shutil.rmtree(run_folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import importlib
 import importlib.util
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from types import ModuleType
@@ -31,6 +31,8 @@ from app.core.metrics import Metrics
 from app.core.middleware import ServiceMiddleware
 from app.core.service import AppState, ClientDisconnectedError, ModelService, StateDep
 from app.core.settings import Settings
+from app.core.workers import Readiness, run_dir
+from app.core.contract import install_contract, unsupported_media_type
 from app.web import install_web
 
 log = logging.getLogger("app")
@@ -49,7 +51,11 @@ def _available(packages: Mapping[str, str]) -> dict[str, ModuleType]:
 
 
 def _load_services(
-    settings: Settings, modules: Mapping[str, ModuleType], metrics: Metrics, executor: ThreadPoolExecutor
+    settings: Settings,
+    modules: Mapping[str, ModuleType],
+    metrics: Metrics,
+    executor: ThreadPoolExecutor,
+    decode_executor: ThreadPoolExecutor,
 ) -> dict[str, ModelService[Any, Any]]:
     names = settings.model_names or discover_tasks(settings.model_dir)
     if not names:
@@ -67,7 +73,9 @@ def _load_services(
         bundle = load_bundle(resolve_bundle_dir(settings.model_dir, name))
         if bundle.manifest.task != name:
             raise BundleError(f"{bundle.path}: manifest task is {bundle.manifest.task!r}, expected {name!r}")
-        backend = load_backend(settings.backend, bundle, device, settings.threads)
+        backend = load_backend(
+            settings.backend, bundle, device, settings.threads_per_model, settings.precision_for(name)
+        )
         task = module.Task(bundle, backend)
         batcher: MicroBatcher[Any, Any] = MicroBatcher(
             name,
@@ -77,13 +85,17 @@ def _load_services(
             size_of=task.item_size,
             observer=metrics,
         )
-        services[name] = ModelService(task=task, batcher=batcher, timeout_s=settings.request_timeout_s)
+        services[name] = ModelService(
+            task=task, batcher=batcher, timeout_s=settings.request_timeout_s, decode_executor=decode_executor
+        )
         log.info(
             "model loaded",
             extra={
                 "model": name,
                 "version": bundle.manifest.version,
                 "backend": backend.name,
+                "precision": backend.precision,
+                "threads": settings.threads_per_model,
                 "device": device,
             },
         )
@@ -101,7 +113,9 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One inference thread per model: models run concurrently, each one batch at a time.
         executor = ThreadPoolExecutor(max_workers=max(1, len(modules)), thread_name_prefix="infer")
-        services = _load_services(settings, modules, metrics, executor)
+        # Two decode threads: one tokenises while the other waits for the GIL; more only slow the loop.
+        decode_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
+        services = _load_services(settings, modules, metrics, executor, decode_executor)
         loop = asyncio.get_running_loop()
         for name, svc in services.items():
             # Warm-up: the first call of a runtime allocates and specialises; pay that before /readyz.
@@ -109,17 +123,20 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
             svc.batcher.start()
             log.info("model warm", extra={"model": name})
         state.services = services
-        state.ready = True
+        state.readiness = Readiness(run_dir(), settings.worker_count)
+        state.readiness.set(True)
         metrics.ready.set(1)
         try:
             yield
         finally:
-            state.ready = False
+            state.readiness.set(False)
             metrics.ready.set(0)
             results = await asyncio.gather(
                 *(s.batcher.drain(settings.shutdown_drain_s) for s in services.values())
             )
             executor.shutdown(wait=True)
+            decode_executor.shutdown(wait=True)
+            metrics.close()
             log.info("shut down", extra={"drained": all(results)})
 
     app = FastAPI(
@@ -138,12 +155,14 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
 
     _add_operational_routes(app)
     install_web(app)
+    install_contract(app, settings)
     _add_error_handlers(app)
     app.add_middleware(
         ServiceMiddleware,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+        door=_door(state),
     )
     # Outermost, so browsers' preflights are answered before the API-key check.
     if settings.cors_origin_list:
@@ -156,6 +175,16 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
     return app
 
 
+def _door(state: AppState) -> Callable[[str], str | None]:
+    """Admission at the door: a POST to /<model> is refused while that model is at capacity."""
+
+    def refusal(path: str) -> str | None:
+        service = state.services.get(path[1:])
+        return None if service is None else service.batcher.refusal()
+
+    return refusal
+
+
 def _add_operational_routes(app: FastAPI) -> None:
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers.")
     async def healthz() -> dict[str, str]:
@@ -163,7 +192,7 @@ def _add_operational_routes(app: FastAPI) -> None:
 
     @app.get("/readyz", tags=["operations"], summary="Readiness: every configured model loaded and warm.")
     async def readyz(state: StateDep) -> JSONResponse:
-        if not state.ready:
+        if not state.readiness.all_ready():  # with several workers: every one of them
             return JSONResponse({"status": "not ready", "models": sorted(state.services)}, status_code=503)
         return JSONResponse({"status": "ready", "models": sorted(state.services)})
 
@@ -173,7 +202,10 @@ def _add_operational_routes(app: FastAPI) -> None:
             name: {
                 "manifest": svc.task.manifest.summary(),
                 "backend": svc.task.backend.name,
+                "precision": svc.task.backend.precision,
                 "device": svc.task.backend.device,
+                "workers": state.settings.worker_count,
+                "threads_per_worker": state.settings.threads_per_model,
                 "batching": svc.batcher.info() | {"enabled": state.settings.batching},
             }
             for name, svc in state.services.items()
@@ -210,7 +242,10 @@ def _json_safe(value: Any) -> Any:
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        refusal = unsupported_media_type(request, exc)
+        if refusal is not None:
+            return refusal
         return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
     @app.exception_handler(QueueFullError)

@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from app.core.bundle import Bundle, BundleError
+from app.core.bundle import INT8_ARTIFACT, Bundle, BundleError
 
 BackendName = Literal["onnx", "torchscript"]
 Device = Literal["cpu", "cuda"]
@@ -24,6 +24,7 @@ class BackendUnavailableError(RuntimeError):
 
 class Backend(ABC):
     name: BackendName
+    precision: str = "float32"
 
     def __init__(self, bundle: Bundle, device: Device) -> None:
         self.bundle = bundle
@@ -44,9 +45,13 @@ class Backend(ABC):
 class OnnxBackend(Backend):
     name: BackendName = "onnx"
 
-    def __init__(self, bundle: Bundle, device: Device, threads: int = 0) -> None:
+    def __init__(self, bundle: Bundle, device: Device, threads: int = 0, artifact: str = "onnx") -> None:
         super().__init__(bundle, device)
         import onnxruntime as ort
+
+        # `artifact` picks the graph: "onnx" (float32) or the int8 one (`onnx_artifact`).
+        self.artifact = artifact
+        self.precision = "int8" if artifact == INT8_ARTIFACT else "float32"
 
         options = ort.SessionOptions()
         if threads > 0:
@@ -62,10 +67,11 @@ class OnnxBackend(Backend):
             if device == "cuda"
             else ["CPUExecutionProvider"]
         )
+        path = bundle.artifact(artifact)
         try:
-            self.session = ort.InferenceSession(str(bundle.artifact("onnx")), options, providers=providers)
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise BundleError(f"onnxruntime cannot load {bundle.artifact('onnx')}: {exc}") from exc
+            raise BundleError(f"onnxruntime cannot load {path}: {exc}") from exc
 
     def run(self, feeds: Feeds) -> Feeds:
         self._check(feeds)
@@ -108,9 +114,32 @@ class TorchScriptBackend(Backend):
         return dict(zip(self.output_names, (o.detach().cpu().numpy() for o in outs), strict=True))
 
 
-def load_backend(kind: BackendName, bundle: Bundle, device: Device, threads: int = 0) -> Backend:
+Precision = Literal["auto", "float32", "int8"]
+
+
+def onnx_artifact(bundle: Bundle, precision: Precision) -> str:
+    """The ONNX artifact `precision` selects: `auto` takes the int8 graph only where the bundle's
+    quantization section made it the default (accuracy within its gate, faster)."""
+    q = bundle.manifest.quantization
+    if precision == "int8":
+        if q is None:
+            raise BundleError(
+                f"PRECISION=int8 but bundle {bundle.path} has no {INT8_ARTIFACT!r} artifact "
+                f"(make one with `python -m training.quantize {bundle.manifest.task}`)"
+            )
+        return INT8_ARTIFACT
+    if precision == "auto" and q is not None and q.default:
+        return INT8_ARTIFACT
+    return "onnx"
+
+
+def load_backend(
+    kind: BackendName, bundle: Bundle, device: Device, threads: int = 0, precision: Precision = "float32"
+) -> Backend:
     if kind == "onnx":
-        return OnnxBackend(bundle, device, threads)
+        return OnnxBackend(bundle, device, threads, artifact=onnx_artifact(bundle, precision))
     if kind == "torchscript":
+        if precision == "int8":
+            raise BundleError("PRECISION=int8 needs BACKEND=onnx: the int8 graph is an ONNX artifact")
         return TorchScriptBackend(bundle, device, threads)
     raise ValueError(f"unknown backend {kind!r}: use 'onnx' or 'torchscript'")

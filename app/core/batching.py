@@ -4,7 +4,9 @@ Callers `submit` a list of prepared items and await their results. One worker pe
 to `max_batch_size` items, or whatever arrived within `max_wait_s` of the first one, sorts them by
 length and cuts them into groups of similar length (so padding stays small), and runs each group
 through the model in a thread pool, off the event loop. Each caller gets exactly its own rows, in
-order. The queue is bounded: a full queue rejects at once (HTTP 503), it never grows without limit.
+order. The work in flight is bounded: `admit` refuses a request (HTTP 503) before any work is
+spent on it once `max_queue` items are admitted, and a full queue rejects at once too; neither ever
+grows without limit.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
@@ -114,11 +116,45 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
+        self._admitted = 0
         self._last_batch_size = 0
 
     @property
     def depth(self) -> int:
         return len(self._queue)
+
+    @property
+    def in_flight(self) -> int:
+        """Items admitted and not yet answered: being prepared, queued or running."""
+        return self._admitted
+
+    def refusal(self) -> str | None:
+        """Why a new request would be refused right now, or None: lets the HTTP layer shed a
+        request before reading its body (`admit` still decides, with the request's real size)."""
+        if self._closing:
+            return f"{self.name} is shutting down"
+        if self._admitted >= self.max_queue:
+            return f"{self.name} is at capacity ({self._admitted} items in flight, limit {self.max_queue})"
+        return None
+
+    @contextlib.contextmanager
+    def admit(self, items: int) -> Iterator[None]:
+        """Reserve room for a request's `items` for as long as it is served, BEFORE any work on it
+        (tokenising, a thread): under overload a request is refused here, at once, with
+        QueueFullError (503), instead of spending CPU and waiting for a queue check it will fail.
+        The bound is `max_queue` items admitted per model, whatever stage they are in. Runs on
+        the event loop's thread, like `submit`, so the count needs no lock."""
+        if self._closing:
+            raise ShuttingDownError(f"{self.name} is shutting down")
+        if self._admitted + items > self.max_queue:
+            raise QueueFullError(
+                f"{self.name} is at capacity ({self._admitted} items in flight, limit {self.max_queue})"
+            )
+        self._admitted += items
+        try:
+            yield
+        finally:
+            self._admitted -= items
 
     def start(self) -> None:
         if self._worker is None:
@@ -233,4 +269,5 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             "max_wait_ms": self.max_wait_s * 1000,
             "max_queue": self.max_queue,
             "queue_depth": self.depth,
+            "in_flight": self.in_flight,
         }

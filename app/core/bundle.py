@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # 2: `preprocessing` is each task's typed section (one naming across tasks: pad_id, unk_id...).
 FORMAT_VERSION = 2
@@ -67,6 +67,30 @@ class Headline(BaseModel):
     split: str
 
 
+INT8_ARTIFACT = "onnx_int8"
+
+
+class Quantization(BaseModel):
+    """The bundle's int8 variant of its ONNX graph (artifact `onnx_int8`), scored on the same
+    held-out test split as the float32 graph by `python -m training.quantize`. `default` says
+    whether `PRECISION=auto` serves it: the headline metric dropped by at most `max_drop_points`
+    and the graph ran faster model-only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: str
+    metric: str
+    split: str
+    float32: float
+    int8: float
+    drop_points: float
+    max_drop_points: float
+    speedup_batch_1: float = Field(description="int8 / float32 items/s, one item per call, one thread.")
+    speedup_batch_32: float = Field(description="The same with 32 items per call.")
+    default: bool
+    measured_at: str
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -87,7 +111,14 @@ class Manifest(BaseModel):
     metrics: dict[str, Any]
     data: dict[str, Any]
     training: dict[str, Any] = Field(default_factory=dict)
+    quantization: Quantization | None = None
     notes: str = ""
+
+    @model_validator(mode="after")
+    def _quantized_graph_listed(self) -> Manifest:
+        if self.quantization is not None and INT8_ARTIFACT not in self.artifacts:
+            raise ValueError(f"quantization is described but artifacts list no {INT8_ARTIFACT!r}")
+        return self
 
     def summary(self) -> dict[str, Any]:
         """The manifest without large tables, as served by `GET /models`."""

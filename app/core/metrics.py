@@ -1,8 +1,20 @@
-"""Prometheus series, one registry per app instance (so tests can build many apps)."""
+"""Prometheus series, one registry per app instance (so tests can build many apps).
+
+With several worker processes (`WORKERS`), every worker writes its series to prometheus-client's
+multiprocess files in the shared run folder and `/metrics`, whichever worker answers it, reads all
+of them: counters and histograms add up over the workers (dead ones included, so totals never go
+back), the queue depth is the sum over live workers and `lstm_ready` their minimum.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from app.core.workers import PROMETHEUS_ENV
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -12,6 +24,9 @@ FRACTION_BUCKETS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Set by `python -m app` before it starts the workers (prometheus-client reads it at import).
+        folder = os.environ.get(PROMETHEUS_ENV)
+        self.multiprocess_dir = Path(folder) if folder else None
         r = self.registry
         self.requests = Counter(
             "lstm_requests", "HTTP requests answered.", ["endpoint", "method", "status"], registry=r
@@ -46,8 +61,16 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.queue = Gauge("lstm_queue_depth", "Items waiting per model.", ["model"], registry=r)
-        self.ready = Gauge("lstm_ready", "1 when every configured model is loaded and warm.", registry=r)
+        self.queue = Gauge(
+            "lstm_queue_depth", "Items waiting per model.", ["model"], registry=r, multiprocess_mode="livesum"
+        )
+        self.ready = Gauge(
+            "lstm_ready",
+            "1 when every configured model is loaded and warm (in every worker).",
+            registry=r,
+            multiprocess_mode="livemin",
+        )
+        self.ready.set(0)
 
     # BatchObserver protocol (app.core.batching)
     def batch_done(self, model: str, size: int, padding_fraction: float, seconds: float) -> None:
@@ -60,4 +83,13 @@ class Metrics:
         self.queue.labels(model).set(depth)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        MultiProcessCollector(merged, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
+
+    def close(self) -> None:
+        """This worker is exiting: its live gauges (queue depth, readiness) stop counting."""
+        if self.multiprocess_dir is not None:
+            mark_process_dead(os.getpid(), str(self.multiprocess_dir))  # type: ignore[no-untyped-call]

@@ -9,6 +9,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,18 +44,32 @@ async def _send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
+# The three request headers this layer reads; the others are left undecoded.
+_WANTED = frozenset({b"x-request-id", b"x-api-key", b"content-length"})
+
+
 class ServiceMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, api_key: str | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        max_body_bytes: int,
+        api_key: str | None,
+        door: Callable[[str], str | None] | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.api_key = api_key.encode() if api_key else None
+        # path -> why a POST there is refused right now (its model is at capacity), or None.
+        self.door = door
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        # ASGI servers hand header names over lower-cased.
+        headers = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
         supplied = headers.get("x-request-id", "")
         rid = supplied if _SAFE_ID.match(supplied) else uuid.uuid4().hex
         token = request_id_var.set(rid)
@@ -85,6 +100,13 @@ class ServiceMiddleware:
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
                 await _send_json(send_wrapper, 413, self._too_large(int(length)), [])
+                return
+            refusal = self.door(path) if self.door is not None and scope["method"] == "POST" else None
+            if refusal is not None:
+                # Shed at the door: not even the body is read, let alone tokenised.
+                await _send_json(
+                    send_wrapper, 503, {"detail": refusal, "request_id": rid}, [(b"retry-after", b"1")]
+                )
                 return
             received = 0
             too_large = False

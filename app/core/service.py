@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -18,6 +20,7 @@ from app.core.limits import InputLimits
 from app.core.metrics import Metrics
 from app.core.settings import Settings
 from app.core.task import ModelTask
+from app.core.workers import Readiness
 
 RequestT = TypeVar("RequestT")
 ResponseT = TypeVar("ResponseT")
@@ -40,12 +43,22 @@ class ModelService(Generic[RequestT, ResponseT]):
     batcher: MicroBatcher[Any, Any]
     timeout_s: float
     request: Request | None = None
+    # Where `decode` runs. A small pool of its own, not the default 40-thread one: tokenising holds
+    # the GIL, so more threads add no throughput, only more contenders the event loop must win
+    # the GIL against before it can answer /readyz or send a 503.
+    decode_executor: Executor | None = None
 
     async def handle(self, body: RequestT, limits: InputLimits) -> ResponseT:
-        """One request through the task's pipeline: decode (off the event loop: tokenising long
-        texts would stall it), predict through the shared batcher, encode."""
-        items = await run_in_threadpool(self.task.decode, body, limits)
-        results = await self.predict(items)
+        """One request through the task's pipeline: admission (503 at once when the model has
+        MAX_QUEUE_SIZE items in flight, before any work), decode (off the event loop: tokenising
+        long texts would stall it), predict through the shared batcher, encode."""
+        with self.batcher.admit(self.task.request_size(body)):
+            if self.decode_executor is None:
+                items = await run_in_threadpool(self.task.decode, body, limits)
+            else:
+                loop = asyncio.get_running_loop()
+                items = await loop.run_in_executor(self.decode_executor, self.task.decode, body, limits)
+            results = await self.predict(items)
         return self.task.encode(body, items, results)
 
     async def predict(self, items: Sequence[Any]) -> list[Any]:
@@ -86,7 +99,12 @@ class AppState:
     settings: Settings
     metrics: Metrics
     services: dict[str, ModelService[Any, Any]] = field(default_factory=dict)
-    ready: bool = False
+    # Whether this worker is ready, and (`all_ready`) whether every worker is.
+    readiness: Readiness = field(default_factory=lambda: Readiness(None, 1))
+
+    @property
+    def ready(self) -> bool:
+        return self.readiness.local
 
     def attach(self, state: State) -> None:
         state.lstm = self
@@ -137,6 +155,6 @@ def service_for(
         task = loaded.task
         if not isinstance(task, task_type):
             raise TypeError(f"model {name!r} is served by {type(task).__name__}, not {task_type.__name__}")
-        return ModelService(task, loaded.batcher, loaded.timeout_s, request)
+        return dataclasses.replace(loaded, request=request)
 
     return dependency

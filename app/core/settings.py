@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.batching import BatchingConfig
 from app.core.limits import InputLimits
+from app.core.workers import resolve_workers, threads_per_worker, usable_cpus
 
 
 class ModelBatching(BaseModel):
@@ -37,7 +38,17 @@ class Settings(BaseSettings):
     )
     backend: Literal["onnx", "torchscript"] = Field("onnx", description="Inference runtime.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where inference runs.")
-    threads: int = Field(0, ge=0, description="Intra-op threads per model; 0 lets the runtime pick.")
+    threads: int = Field(
+        0, ge=0, description="Intra-op threads per model in each worker; 0: the cores split over the workers."
+    )
+    precision: Literal["auto", "float32", "int8"] = Field(
+        "auto",
+        description="ONNX graph: int8 (a bundle's `onnx_int8` artifact), float32, or auto: int8 where "
+        "the bundle's quantization section says it passed its accuracy gate.",
+    )
+    model_precision: dict[str, Literal["auto", "float32", "int8"]] = Field(
+        default_factory=dict, description='Per-model PRECISION as JSON, e.g. {"ner": "float32"}.'
+    )
 
     # Batching
     batching: bool = Field(True, description="Dynamic micro-batching; off runs each item alone.")
@@ -45,7 +56,12 @@ class Settings(BaseSettings):
     max_batch_wait_ms: float = Field(
         1.0, ge=0, le=1000, description="Longest wait to fill a batch (only while under load)."
     )
-    max_queue_size: int = Field(1024, ge=1, description="Items queued per model before 503.")
+    max_queue_size: int = Field(
+        1024,
+        ge=1,
+        description="Items per model and worker admitted but not answered (tokenising, queued or running) "
+        "before 503; checked before any work.",
+    )
     model_batching: dict[str, ModelBatching] = Field(
         default_factory=dict,
         description='Per-model overrides as JSON, e.g. {"forecast": {"max_batch_size": 64}}.',
@@ -61,6 +77,9 @@ class Settings(BaseSettings):
     max_series_values: int = Field(10_000, ge=1, description="Values per posted series.")
 
     # Server
+    workers: int | Literal["auto"] = Field(
+        "auto", description="Worker processes sharing the port, each with every model; auto: one per core."
+    )
     host: str = Field("0.0.0.0", description="Bind address.")
     port: int = Field(8000, ge=1, le=65535, description="Bind port.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
@@ -101,6 +120,25 @@ class Settings(BaseSettings):
         reads None (and only None) as "wait for ever": rounded up, so a drain under a second is
         still a deadline, never shorter than asked."""
         return math.ceil(self.shutdown_drain_s)
+
+    @field_validator("workers")
+    @classmethod
+    def _positive_workers(cls, value: int | str) -> int | str:
+        if value != "auto" and int(value) < 1:
+            raise ValueError("WORKERS must be at least 1, or auto")
+        return value
+
+    @cached_property
+    def worker_count(self) -> int:
+        return resolve_workers(self.workers, usable_cpus())
+
+    @cached_property
+    def threads_per_model(self) -> int:
+        """Runtime threads per model in each worker: THREADS, or the cores split over the workers."""
+        return threads_per_worker(self.threads, self.worker_count, usable_cpus())
+
+    def precision_for(self, model: str) -> Literal["auto", "float32", "int8"]:
+        return self.model_precision.get(model, self.precision)
 
     @cached_property
     def model_names(self) -> list[str]:

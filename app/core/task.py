@@ -46,6 +46,11 @@ class ModelTask(ABC, Generic[RequestT, ItemT, ResultT, ResponseT]):
         carrying what `encode` needs to place its result. Raises `InputError` (422) naming the
         field. May be CPU-heavy (tokenising): callers run it off the event loop."""
 
+    def request_size(self, request: RequestT) -> int:
+        """Inputs in `request` (texts, sentences, series), known before `decode`: what admission
+        control counts against the model's bound before spending any work on the request."""
+        return 1
+
     def item_size(self, item: ItemT) -> int:
         """Sequence length of a prepared item: the batcher groups items of similar size so that
         padding stays small."""

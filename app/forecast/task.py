@@ -55,6 +55,9 @@ class ForecastTask(ModelTask[ForecastRequest, ForecastItem, np.ndarray, Forecast
             pairs.append((level, pair))
         return pairs
 
+    def request_size(self, request: ForecastRequest) -> int:
+        return len(request.series)
+
     def decode(self, request: ForecastRequest, limits: InputLimits) -> list[ForecastItem]:
         check_count("series", len(request.series), limits.max_items_per_request, "series")
         self._intervals(request.levels)

@@ -148,6 +148,9 @@ class NerTask(ModelTask[NerRequest, NerItem, NerPrediction, NerResponse]):
         # Loading spaCy takes seconds; pay it at start-up, not on the first request with texts.
         tokenize_conll("warm-up")
 
+    def request_size(self, request: NerRequest) -> int:
+        return len(request.texts if request.texts is not None else request.tokens or [])
+
     def decode(self, request: NerRequest, limits: InputLimits) -> list[NerItem]:
         items: list[NerItem] = []
         for d, doc in enumerate(check_request(request, limits)):

@@ -38,6 +38,9 @@ class SentimentTask(ModelTask[SentimentRequest, SentimentItem, SentimentResult, 
         self.labels = list(self.manifest.labels)
         self.has_attention = "attention" in backend.output_names
 
+    def request_size(self, request: SentimentRequest) -> int:
+        return len(request.texts)
+
     def decode(self, request: SentimentRequest, limits: InputLimits) -> list[SentimentItem]:
         check_count("texts", len(request.texts), limits.max_items_per_request, "text")
         if request.return_attention and not self.has_attention:

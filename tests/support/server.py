@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -28,13 +30,24 @@ def running_server(
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """Yield (process, base_url) once /readyz answers 200; kill the process on exit."""
     port = free_port()
-    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "warning", **env}
+    # One worker unless a test asks for more: most real-process tests reason about one batcher.
+    full_env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "LOG_LEVEL": "warning",
+        "WORKERS": "1",
+        **env,
+    }
     proc = subprocess.Popen(
         [sys.executable, "-c", f"from app.__main__ import main; main({factory!r})"],
         cwd=ROOT,
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        # Its own process group: with WORKERS > 1 the cleanup below must reach the workers too,
+        # or they outlive the test as orphans still holding the port.
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -53,6 +66,6 @@ def running_server(
             time.sleep(0.1)
         yield proc, url
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the supervisor and every worker it started
+        proc.wait(10)
