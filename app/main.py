@@ -25,6 +25,7 @@ from app import __version__
 from app.core.backends import load_backend
 from app.core.batching import BatchFailedError, MicroBatcher, QueueFullError, ShuttingDownError
 from app.core.bundle import BundleError, discover_tasks, load_bundle, resolve_bundle_dir
+from app.core.contract import install_contract, unsupported_media_type
 from app.core.device import Capabilities, select_device
 from app.core.logs import configure_logging, request_id_var
 from app.core.metrics import Metrics
@@ -32,7 +33,6 @@ from app.core.middleware import ServiceMiddleware
 from app.core.service import AppState, ClientDisconnectedError, ModelService, StateDep
 from app.core.settings import Settings
 from app.core.workers import Readiness, run_dir
-from app.core.contract import install_contract, unsupported_media_type
 from app.web import install_web
 
 log = logging.getLogger("app")

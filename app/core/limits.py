@@ -7,6 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.core.errors import invalid
+from app.core.text import is_blank
+
+# How a text or token with nothing visible is refused, in every endpoint.
+BLANK = "empty or whitespace only (control and zero-width characters count as whitespace)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,12 +25,14 @@ class InputLimits:
 
 
 def check_count(field: str, count: int, limit: int, noun: str) -> None:
-    """`field` (a top-level body field) holds between 1 and `limit` items."""
+    """`field` (a top-level body field) holds between 1 and `limit` items. The schemas document
+    the lower bound (minItems) without enforcing it, so every endpoint words it the same way."""
     if count < 1:
         raise invalid(("body", field), f"{field} must hold at least 1 {noun}", limit=1, value=count)
     if count > limit:
+        nouns = noun if noun.endswith("s") else noun + "s"  # "series" is its own plural
         raise invalid(
-            ("body", field), f"at most {limit} {noun}s per request; got {count}", limit=limit, value=count
+            ("body", field), f"at most {limit} {nouns} per request; got {count}", limit=limit, value=count
         )
 
 
@@ -40,5 +46,5 @@ def check_texts(field: str, texts: Sequence[str], max_chars: int) -> None:
                 limit=max_chars,
                 value=len(text),
             )
-        if not text.strip():
-            raise invalid(("body", field, i), "text is empty or whitespace only")
+        if is_blank(text):
+            raise invalid(("body", field, i), f"text is {BLANK}")

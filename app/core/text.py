@@ -4,6 +4,7 @@ it gets in production. spaCy's rule-based English tokenizer needs no model downl
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Annotated, Any, NamedTuple
 
@@ -95,6 +96,16 @@ def tokenize_conll(text: str) -> list[Token]:
         else:
             merged.append(tok)
     return merged
+
+
+# Characters that show nothing: whitespace, control and format characters (zero-width space and
+# joiners, BOM, bidi marks). A text made only of them carries nothing to classify or tag.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def is_blank(text: str) -> bool:
+    """True when `text` has no visible character (empty, whitespace, control or zero-width only)."""
+    return all(c.isspace() or unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in text)
 
 
 def clean_html_breaks(text: str) -> str:

@@ -10,7 +10,14 @@ from pandas.tseries.frequencies import to_offset
 
 
 class CalendarError(ValueError):
-    """A timestamp or frequency problem; the message is shown to the client."""
+    """A timestamp or frequency problem; the message is shown to the client, so it says what to
+    send, in the API's terms, and never passes pandas' own exception text through."""
+
+
+FREQUENCY_HINT = 'a pandas offset alias such as "D", "h", "30min", "W", "MS", "QS" or "YS"'
+ISO_HINT = "an ISO 8601 date or date-time, e.g. 2024-01-31 or 2024-01-31T13:30:00"
+# pandas' nanosecond timestamps cover these dates only.
+DATE_RANGE = f"{pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d}"
 
 
 def parse_frequency(frequency: str) -> pd.DateOffset:
@@ -18,20 +25,36 @@ def parse_frequency(frequency: str) -> pd.DateOffset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             offset = to_offset(frequency)
-    except (ValueError, TypeError) as exc:
-        raise CalendarError(f"unknown frequency {frequency!r}: {exc}") from None
+    except (ValueError, TypeError):
+        offset = None
     if offset is None:
-        raise CalendarError(f"unknown frequency {frequency!r}")
+        raise CalendarError(f"unknown frequency {frequency!r}: use {FREQUENCY_HINT}")
     return offset
 
 
-def parse_timestamps(timestamps: Sequence[str]) -> pd.DatetimeIndex:
+def _parse_one(i: int, text: str) -> pd.Timestamp:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            index = pd.DatetimeIndex(pd.to_datetime(list(timestamps), format="ISO8601"))
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise CalendarError(f"timestamps must be ISO 8601 date-times: {exc}") from None
+            stamp = pd.Timestamp(pd.to_datetime(text, format="ISO8601"))
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        raise CalendarError(f"timestamp {i} ({text!r}) is outside the dates {DATE_RANGE}") from None
+    except (ValueError, TypeError):
+        raise CalendarError(f"timestamp {i} ({text!r}) is not {ISO_HINT}") from None
+    if stamp is pd.NaT:
+        raise CalendarError(f"timestamp {i} ({text!r}) is not {ISO_HINT}")
+    return stamp
+
+
+def parse_timestamps(timestamps: Sequence[str]) -> pd.DatetimeIndex:
+    stamps = [_parse_one(i, t) for i, t in enumerate(timestamps)]
+    if len({s.tzinfo is None for s in stamps}) > 1:
+        raise CalendarError(
+            "timestamps mix times with and without a UTC offset: give every one an offset, or none"
+        )
+    if len({s.utcoffset() for s in stamps}) > 1:  # e.g. across a daylight-saving change: compare in UTC
+        stamps = [s.tz_convert("UTC") for s in stamps]
+    index = pd.DatetimeIndex(stamps)
     if not index.is_monotonic_increasing or index.has_duplicates:
         raise CalendarError("timestamps must be strictly increasing")
     return index
@@ -40,7 +63,8 @@ def parse_timestamps(timestamps: Sequence[str]) -> pd.DatetimeIndex:
 def future_timestamps(
     index: pd.DatetimeIndex, horizon: int, offset: pd.DateOffset | None
 ) -> tuple[list[str], str]:
-    """ISO strings of the next `horizon` steps after the last timestamp, and the spacing used.
+    """ISO strings of the next `horizon` steps after the last timestamp, and the spacing used as a
+    frequency alias (one the client could post back as `frequency`).
 
     Without an explicit frequency the spacing is pandas' inferred one, else (irregular stamps) the
     median gap between them."""
@@ -51,14 +75,13 @@ def future_timestamps(
             inferred = pd.infer_freq(index)
         if inferred is not None:
             offset = to_offset(inferred)
-    last = index[-1]
-    if offset is not None:
-        steps = [last + k * offset for k in range(1, horizon + 1)]
-        label = offset.freqstr
-    else:
+    if offset is None:
         if len(index) < 2:
             raise CalendarError("one timestamp cannot give a spacing: pass `frequency` too")
-        gap = pd.Series(index).diff().median()
-        steps = [last + k * gap for k in range(1, horizon + 1)]
-        label = f"median gap {gap}"
-    return [s.isoformat() for s in steps], label
+        offset = to_offset(pd.Series(index).diff().median())  # a Timedelta becomes "D", "27h", ...
+    last = index[-1]
+    try:
+        steps = [last + k * offset for k in range(1, horizon + 1)]
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise CalendarError(f"the forecast would be dated past {DATE_RANGE.split()[-1]}") from None
+    return [s.isoformat() for s in steps], offset.freqstr

@@ -26,7 +26,7 @@ _EXAMPLE: dict[str, Any] = {
 
 
 class SeriesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     values: list[float] = Field(description="The history, oldest first, evenly spaced.")
     horizon: int = Field(ge=1, description="Steps to forecast (at most the model's horizon_max).")
@@ -43,9 +43,11 @@ class SeriesIn(BaseModel):
 
 
 class ForecastRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [_EXAMPLE]})
 
-    series: list[SeriesIn] = Field(min_length=1, description="One or more independent series.")
+    series: list[SeriesIn] = Field(
+        json_schema_extra={"minItems": 1}, description="One or more independent series."
+    )
     levels: list[float] = Field(
         default_factory=lambda: [80.0, 95.0],
         description="Central prediction-interval levels in percent; the model supports those listed "

@@ -16,6 +16,7 @@ CONFIDENCE_DOC = (
 class NerRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"texts": ["Angela Merkel met Emmanuel Macron in Paris on Tuesday."]},
@@ -29,12 +30,14 @@ class NerRequest(BaseModel):
 
     texts: list[UnicodeText] | None = Field(
         None,
+        json_schema_extra={"minItems": 1},
         description="Raw English texts; tokenised by the service the way CoNLL-2003 was (spaCy's "
         "rule-based tokenizer keeping intra-word hyphens whole: `Hewlett-Packard`, `2-1`). "
         "Entity offsets are character offsets into each text. Give either `texts` or `tokens`.",
     )
     tokens: list[list[UnicodeText]] | None = Field(
         None,
+        json_schema_extra={"minItems": 1},
         description="Pre-tokenised sentences. Entity offsets are character offsets into the "
         "sentence's tokens joined by single spaces (`' '.join(tokens)`).",
     )

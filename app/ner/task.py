@@ -14,9 +14,9 @@ import numpy as np
 from app.core.backends import Backend
 from app.core.bundle import Bundle, BundleError
 from app.core.errors import invalid
-from app.core.limits import InputLimits, check_count, check_texts
+from app.core.limits import BLANK, InputLimits, check_count, check_texts
 from app.core.task import ModelTask
-from app.core.text import Token, tokenize_conll
+from app.core.text import Token, is_blank, tokenize_conll
 from app.ner.bundle import NerSection
 from app.ner.crf_decode import CrfParams, forward_backward, span_probability, viterbi
 from app.ner.features import encode_batch
@@ -96,8 +96,8 @@ def check_request(request: NerRequest, limits: InputLimits) -> list[tuple[str, l
                 value=len(words),
             )
         for j, w in enumerate(words):
-            if not w.strip():
-                raise invalid(("body", "tokens", i, j), "token is empty or whitespace only")
+            if is_blank(w):
+                raise invalid(("body", "tokens", i, j), f"token is {BLANK}")
         docs.append(join_tokens(words))
     return docs
 

@@ -10,6 +10,7 @@ from app.core.text import UnicodeText
 class SentimentRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,  # `"return_attention": 0` is not a boolean; say so rather than guess
         json_schema_extra={
             "examples": [
                 {
@@ -24,7 +25,8 @@ class SentimentRequest(BaseModel):
     )
 
     texts: list[UnicodeText] = Field(
-        min_length=1,
+        # Documented here, enforced with the service's own wording (app.core.limits.check_count).
+        json_schema_extra={"minItems": 1},
         description="Reviews to classify (1 to MAX_ITEMS_PER_REQUEST, each non-empty and at most "
         "MAX_TEXT_CHARS characters). `<br />` tags are treated as spaces.",
     )
