@@ -203,7 +203,8 @@ def test_probes_and_ports_match_the_app() -> None:
         (mount,) = c["volumeMounts"]
         (volume,) = pod["spec"]["volumes"]
         assert (mount["mountPath"], mount["name"], "emptyDir" in volume) == ("/tmp", volume["name"], True)
-        assert c["resources"]["requests"]["cpu"] == data["THREADS"]
+        # one runtime thread per requested core, over all workers
+        assert int(c["resources"]["requests"]["cpu"]) == int(data["WORKERS"]) * int(data["THREADS"])
         assert {"cpu", "memory"} <= set(c["resources"]["limits"])
 
 
