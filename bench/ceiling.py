@@ -1,13 +1,14 @@
-"""The model-only ceiling: prepared inputs pushed straight through the in-process Task's
-`predict_batch`, no HTTP, no event loop. Run as its own process (`python -m bench.ceiling SPEC OUT`)
-so that its runtime threads and memory are as clean as the server's.
+"""The all-core ceilings: what the machine can do for a workload with no HTTP at all, in-process,
+one process per core with one runtime thread each (the arrangement that uses every core for a
+small recurrent network; one process with N threads does not), started together and summed.
 
-For each workload it reports, in items/s:
-- `b1`: one item per call (what an unbatched server could reach at best);
-- `bN`: batches of MAX_BATCH_SIZE in pool order;
-- `bN_grouped`: the same batches cut by the batcher's own length grouping (`length_groups` with
-  MicroBatcher's default ratio), i.e. exactly the calls a server with full batches makes.
-and the time the router's preparation (tokenisation, validation) takes per item, measured alone.
+Per workload, items/s over all processes:
+- `model`: prepared items straight through the Task's `predict_batch`, MAX_BATCH_SIZE per batch
+  cut by the batcher's own length grouping, i.e. the model calls a server with full batches makes;
+- `pipeline`: the same plus preparation, each raw input decoded as its own one-item request
+  through the task's public `decode` (tokenising), as the server does per request.
+
+`python -m bench.ceiling SPEC OUT INDEX` is one such process; `measure_all` runs them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,92 +30,114 @@ from app.core.settings import Settings
 from app.main import TASK_PACKAGES
 from bench.prepare import preparer
 
+REPO = Path(__file__).resolve().parents[1]
 
-def _throughput(
-    task: Any, items: list[Any], batch: int, seconds: float, max_items: int, ratio: float | None
-) -> dict[str, float]:
+
+def _barrier(folder: Path, name: str, index: int, parties: int) -> None:
+    """Every process reaches `name` before any goes on, so all of them measure at once."""
+    (folder / f"{name}.{index}").touch()
+    while len(list(folder.glob(f"{name}.*"))) < parties:
+        time.sleep(0.002)
+
+
+def _grouped_calls(task: Any, items: list[Any], ratio: float) -> None:
     sizes = [task.item_size(it) for it in items]
-    done, calls, i = 0, 0, 0
-    started = time.perf_counter()
-    while done < max_items and time.perf_counter() - started < seconds:
-        idx = [(i + k) % len(items) for k in range(batch)]
-        i += batch
-        groups = (
-            [idx]
-            if ratio is None
-            else [[idx[j] for j in g] for g in length_groups([sizes[j] for j in idx], ratio)]
-        )
-        for g in groups:
-            task.predict_batch([items[j] for j in g])
-            calls += 1
-        done += batch
-    wall = time.perf_counter() - started
-    return {"items_per_s": done / wall, "items": done, "calls": calls, "seconds": wall}
+    for group in length_groups(sizes, ratio):
+        task.predict_batch([items[i] for i in group])
 
 
-def _best_of(
-    task: Any, items: list[Any], batch: int, seconds: float, max_items: int, ratio: float, repeats: int
-) -> dict[str, dict[str, float]]:
-    """Each mode `repeats` times, interleaved, keeping the best: a ceiling is what the model can
-    at least do, and the best of interleaved runs is the least disturbed by anything else."""
-    modes = {
-        "b1": (1, max_items // 4, None),
-        "bN": (batch, max_items, None),
-        "bN_grouped": (batch, max_items, ratio),
-    }
-    best: dict[str, dict[str, float]] = {}
-    for _ in range(repeats):
-        for name, (size, cap, r) in modes.items():
-            got = _throughput(task, items, size, seconds, cap, r)
-            if name not in best or got["items_per_s"] > best[name]["items_per_s"]:
-                best[name] = got
-    return best
-
-
-def measure(spec: dict[str, Any]) -> dict[str, Any]:
-    settings = Settings(_env_file=None)  # default limits, as the server
+def measure(spec: dict[str, Any], index: int) -> dict[str, Any]:
+    settings = Settings(_env_file=None)  # shipped limits and precision, as the server
     model_dir = Path(spec["model_dir"])
-    batch = int(spec["max_batch_size"])
+    batch, seconds = int(spec["max_batch_size"]), float(spec["seconds"])
     ratio = float(inspect.signature(MicroBatcher).parameters["max_length_ratio"].default)
+    folder, parties = Path(spec["barrier_dir"]), int(spec["processes"])
     tasks: dict[str, Any] = {}
-    out: dict[str, Any] = {"backend": spec["backend"], "threads": spec["threads"], "workloads": {}}
+    out: dict[str, Any] = {}
     for wl in spec["workloads"]:
         model = wl["model"]
         if model not in tasks:
             bundle = load_bundle(resolve_bundle_dir(model_dir, model))
-            backend = load_backend(spec["backend"], bundle, "cpu", int(spec["threads"]))
+            backend = load_backend("onnx", bundle, "cpu", int(spec["threads"]), settings.precision_for(model))
             tasks[model] = importlib.import_module(TASK_PACKAGES[model]).Task(bundle, backend)
             tasks[model].predict_batch(tasks[model].warmup_items())
         task = tasks[model]
         prepare = preparer(model, task, settings)
         raw: list[Any] = wl["raw_items"]
-        items: list[Any] = []
-        prepare(raw[:1])  # first call loads the tokenizer; a running server has paid that already
-        t0 = time.perf_counter()
-        for x in raw:  # one request's worth at a time, as the router does
-            items.extend(prepare([x]))
-        prep_s = time.perf_counter() - t0
-        sizes = [task.item_size(it) for it in items]
-        for _ in range(2):  # runtime warm-up at full batch size
-            task.predict_batch(items[:batch])
-        seconds, max_items = float(spec["seconds"]), int(spec["max_items"])
-        out["workloads"][wl["name"]] = {
-            "model": model,
-            "prepared_items": len(items),
-            "prep_ms_per_request": prep_s / len(raw) * 1000,
-            "mean_item_size": sum(sizes) / len(sizes),
-            "median_item_size": sorted(sizes)[len(sizes) // 2],
-            "max_item_size": max(sizes),
-            **_best_of(task, items, batch, seconds, max_items, ratio, int(spec.get("repeats", 2))),
-            "max_batch_size": batch,
-            "length_ratio": ratio,
+        prepare(raw[:1])  # the first call loads the tokenizer; a running server has paid that
+        items = [item for x in raw for item in prepare([x])]
+        _grouped_calls(task, items[:batch], ratio)  # runtime warm-up at full batch size
+        result: dict[str, Any] = {"precision": task.backend.precision}
+        for phase in ("model", "pipeline"):
+            _barrier(folder, f"{wl['name']}-{phase}", index, parties)
+            done, i = 0, 0
+            started = time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                idx = [(i + k) % len(raw) for k in range(batch)]
+                i += batch
+                if phase == "model":
+                    chunk = [items[j % len(items)] for j in idx]
+                else:
+                    chunk = [item for j in idx for item in prepare([raw[j]])]
+                _grouped_calls(task, chunk, ratio)
+                done += batch
+            result[phase] = done / (time.perf_counter() - started)
+        out[wl["name"]] = result
+    return out
+
+
+def measure_all(
+    model_dir: Path, workloads: list[dict[str, Any]], processes: int, seconds: float, max_batch_size: int
+) -> dict[str, Any]:
+    """`processes` x 1-thread processes at once; items/s summed (and each process's share)."""
+    with tempfile.TemporaryDirectory(prefix="ceiling-") as tmp:
+        spec = {
+            "model_dir": str(model_dir),
+            "threads": 1,
+            "max_batch_size": max_batch_size,
+            "seconds": seconds,
+            "workloads": workloads,
+            "barrier_dir": tmp,
+            "processes": processes,
+        }
+        spec_path = Path(tmp) / "spec.json"
+        spec_path.write_text(json.dumps(spec))
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.ceiling",
+                    str(spec_path),
+                    str(Path(tmp) / f"out{i}.json"),
+                    str(i),
+                ],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            for i in range(processes)
+        ]
+        logs = [p.communicate(timeout=1800)[0].decode(errors="replace") for p in procs]
+        failed = [log[-2000:] for p, log in zip(procs, logs, strict=True) if p.returncode != 0]
+        if failed:
+            raise RuntimeError(f"ceiling process failed:\n{failed[0]}")
+        parts = [json.loads((Path(tmp) / f"out{i}.json").read_text()) for i in range(processes)]
+    out: dict[str, Any] = {"processes": processes, "threads_per_process": 1, "workloads": {}}
+    for name in parts[0]:
+        out["workloads"][name] = {
+            "precision": parts[0][name]["precision"],
+            "model": sum(p[name]["model"] for p in parts),
+            "pipeline": sum(p[name]["pipeline"] for p in parts),
+            "model_per_process": [p[name]["model"] for p in parts],
+            "pipeline_per_process": [p[name]["pipeline"] for p in parts],
         }
     return out
 
 
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text())
-    Path(argv[1]).write_text(json.dumps(measure(spec), indent=1))
+    Path(argv[1]).write_text(json.dumps(measure(spec, int(argv[2]))))
     return 0
 
 

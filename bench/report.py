@@ -1,4 +1,5 @@
-"""Turns one run's results into the target verdicts, bench/results.md and the README section."""
+"""One run's results -> the target verdicts (the issue's targets), bench/results.md and the README
+section. Every figure here comes from the run's own results.json."""
 
 from __future__ import annotations
 
@@ -10,49 +11,20 @@ from typing import Any
 from bench import machine
 
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
-FINDINGS_START, FINDINGS_END = "<!-- findings:start -->", "<!-- findings:end -->"
-
-TARGET_WORKLOAD = "sentiment-review"
-SPEEDUP_MIN = 2.0  # batched vs unbatched items/s at concurrency 64
-CEILING_MIN = 0.70  # batched server items/s at concurrency 64 vs the model-only ceiling
-TAIL_MAX = 3.0  # p99 / p50 at concurrency 16, batched
-
-
-# ------------------------------------------------------------------------------------------ helpers
+COMPARED = ("sentiment-review", "sentiment-short", "ner")  # the workloads peers also serve
+LOADED = (16, 64)
+PEER_MARGIN = 1.2  # lstm-serve req/s >= 1.2x the best peer's at 16 and 64 connections
+TAIL_MAX = 3.0  # p99 <= 3x p50 at 16 connections
+CEILING_SHARE = 0.80  # >= 80% of the all-core pipeline ceiling at 64 connections
+CEILING_WORKLOADS = ("sentiment-review", "sentiment-short")
+PROBE_MAX_MS = 1000.0
+RSS_MAX_MIB = 1.5 * 1024
 
 
 def _num(x: Any, digits: int = 1) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     return f"{x:,.{digits}f}"
-
-
-def _cell(cells: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
-    for c in cells:
-        if all(c.get(k) == v for k, v in match.items()):
-            return c
-    return None
-
-
-def ceiling_of(result: dict[str, Any], backend: str, workload: str) -> dict[str, Any] | None:
-    for c in result.get("ceilings", []):
-        if c.get("backend") == backend:
-            w: dict[str, Any] | None = c.get("workloads", {}).get(workload)
-            return w
-    return None
-
-
-def ceiling_items_per_s(w: dict[str, Any]) -> float:
-    """The ceiling a batched server is held to: the better of plain and length-grouped batches."""
-    return max(float(w["bN"]["items_per_s"]), float(w["bN_grouped"]["items_per_s"]))
-
-
-def _backends(result: dict[str, Any]) -> list[str]:
-    seen: list[str] = []
-    for c in result["cells"]:
-        if c["backend"] not in seen:
-            seen.append(c["backend"])
-    return seen
 
 
 def bundle_summaries(model_dir: Path, models: list[str]) -> dict[str, str]:
@@ -70,318 +42,341 @@ def bundle_summaries(model_dir: Path, models: list[str]) -> dict[str, str]:
     return out
 
 
+def _cell(result: dict[str, Any], target: str, workload: str, connections: int) -> dict[str, Any] | None:
+    cells: list[dict[str, Any]] = result["cells"]
+    for c in cells:
+        if c["target"] == target and c["workload"] == workload and c["connections"] == connections:
+            return c
+    return None
+
+
+def _peer_names(result: dict[str, Any]) -> list[str]:
+    return [s["name"] for s in result["servers"] if s["framework"] != "lstm-serve"]
+
+
+def best_peer(result: dict[str, Any], workload: str, connections: int) -> dict[str, Any] | None:
+    """The peer configuration with the most req/s in this cell (each peer's best of 1 or 2 workers
+    is then simply the best over all of them)."""
+    cells = [_cell(result, p, workload, connections) for p in _peer_names(result)]
+    found = [c for c in cells if c is not None]
+    return max(found, key=lambda c: c["rps"]) if found else None
+
+
+def _ceiling(result: dict[str, Any], workload: str) -> dict[str, Any] | None:
+    c = result.get("ceilings") or {}
+    w = c.get("workloads", {}).get(workload)
+    return None if w is None else dict(w)
+
+
 # ------------------------------------------------------------------------------------------ targets
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's three targets, per runtime, from this run's own cells (ONNX Runtime is the
-    service default, so its rows are the verdict; TorchScript's are shown for comparison)."""
     out: list[dict[str, Any]] = []
-    cells = result["cells"]
-    wl = TARGET_WORKLOAD
-    for backend in _backends(result):
-        on64 = _cell(cells, workload=wl, backend=backend, batching=True, concurrency=64)
-        off64 = _cell(cells, workload=wl, backend=backend, batching=False, concurrency=64)
-        on16 = _cell(cells, workload=wl, backend=backend, batching=True, concurrency=16)
-        ceil = ceiling_of(result, backend, wl)
-        if on64 and off64 and off64["items_per_s"] > 0:
-            ratio = on64["items_per_s"] / off64["items_per_s"]
-            out.append(
-                {
-                    "backend": backend,
-                    "target": f"batched / unbatched {wl} items/s at concurrency 64 >= {SPEEDUP_MIN:g}x",
-                    "value": ratio,
-                    "pass": ratio >= SPEEDUP_MIN,
-                    "detail": f"{on64['items_per_s']:.1f} vs {off64['items_per_s']:.1f} items/s",
-                }
+
+    def add(name: str, passed: bool | None, measured: str) -> None:
+        out.append({"target": name, "passed": passed, "measured": measured})
+
+    for wl in COMPARED:
+        for conc in LOADED:
+            mine, peer = _cell(result, "lstm-serve", wl, conc), best_peer(result, wl, conc)
+            if mine is None or peer is None:
+                add(
+                    f"{wl}, {conc} connections: >= {PEER_MARGIN}x the best peer's req/s", None, "not measured"
+                )
+                continue
+            ratio = mine["rps"] / peer["rps"] if peer["rps"] else math.inf
+            add(
+                f"{wl}, {conc} connections: >= {PEER_MARGIN}x the best peer's req/s",
+                ratio >= PEER_MARGIN,
+                f"{ratio:.2f}x ({mine['rps']:.0f} vs {peer['rps']:.0f} req/s, {peer['target']})",
             )
-        if on64 and ceil:
-            top = ceiling_items_per_s(ceil)
-            ratio = on64["items_per_s"] / top
-            out.append(
-                {
-                    "backend": backend,
-                    "target": f"batched {wl} items/s at concurrency 64 "
-                    f">= {CEILING_MIN:.0%} of the model-only ceiling",
-                    "value": ratio,
-                    "pass": ratio >= CEILING_MIN,
-                    "detail": f"{on64['items_per_s']:.1f} vs ceiling {top:.1f} items/s "
-                    f"(batches of {ceil['max_batch_size']}, in-process)",
-                }
+        mine = _cell(result, "lstm-serve", wl, 16)
+        if mine is not None:
+            tail = mine["p99_ms"] / mine["p50_ms"] if mine["p50_ms"] else math.inf
+            add(
+                f"{wl}, 16 connections: p99 <= {TAIL_MAX:g}x p50",
+                tail <= TAIL_MAX,
+                f"{tail:.2f}x (p99 {mine['p99_ms']:.1f} ms, p50 {mine['p50_ms']:.1f} ms)",
             )
-        if on16 and on16["p50_ms"] and not math.isnan(on16["p99_ms"]):
-            ratio = on16["p99_ms"] / on16["p50_ms"]
-            out.append(
-                {
-                    "backend": backend,
-                    "target": f"batched {wl} p99 < {TAIL_MAX:g}x p50 at concurrency 16",
-                    "value": ratio,
-                    "pass": ratio < TAIL_MAX,
-                    "detail": f"p99 {on16['p99_ms']:.1f} ms, p50 {on16['p50_ms']:.1f} ms",
-                }
+        mine, peers = (
+            _cell(result, "lstm-serve", wl, 1),
+            [c for p in _peer_names(result) if (c := _cell(result, p, wl, 1)) is not None],
+        )
+        if mine is not None and peers:
+            fastest = min(peers, key=lambda c: c["p50_ms"])
+            add(
+                f"{wl}, 1 connection: p50 <= the best peer's",
+                mine["p50_ms"] <= fastest["p50_ms"],
+                f"{mine['p50_ms']:.2f} vs {fastest['p50_ms']:.2f} ms ({fastest['target']})",
             )
+    for wl in CEILING_WORKLOADS:
+        mine, ceil = _cell(result, "lstm-serve", wl, 64), _ceiling(result, wl)
+        if mine is not None and ceil is not None:
+            share = mine["rps"] / ceil["pipeline"]
+            add(
+                f"{wl}, 64 connections: >= {CEILING_SHARE:.0%} of the all-core pipeline ceiling",
+                share >= CEILING_SHARE,
+                f"{share:.0%} ({mine['rps']:.0f} of {ceil['pipeline']:.0f} items/s)",
+            )
+    ov = result.get("overload")
+    if ov:
+        worst = max(v for v in ov["probe_max_ms"].values() if v is not None)
+        clean = not ov["wrong_answers"] and ov["socket_errors"] == 0 and ov["recovered"]
+        add(
+            f"overload ({ov['connections']} connections, MAX_QUEUE_SIZE={ov['max_queue_size']}): every fresh "
+            f"request and /readyz answered within {PROBE_MAX_MS / 1000:g} s, accepted ones correct",
+            worst <= PROBE_MAX_MS and clean,
+            f"slowest probe {worst:.0f} ms ("
+            + ", ".join(f"{k} {v:.0f}" for k, v in ov["probe_max_ms"].items() if v is not None)
+            + f"); load p99 {ov['p99_ms']:.0f} ms, max {ov['max_ms']:.0f} ms; "
+            f"{len(ov['wrong_answers'])} wrong, {ov['socket_errors']} socket errors, "
+            f"recovered: {ov['recovered']}",
+        )
+    me = next((s for s in result["servers"] if s["framework"] == "lstm-serve"), None)
+    if me is not None:
+        mem = me["memory_after_load"]
+        add(
+            f"memory of the whole service (every process) <= {RSS_MAX_MIB / 1024:g} GiB",
+            mem["rss_mib"] <= RSS_MAX_MIB,
+            f"RSS {mem['rss_mib']:.0f} MiB summed over {mem['processes']} processes "
+            f"(PSS {mem['pss_mib']:.0f} MiB), after the load",
+        )
     return out
+
+
+def _verdict(t: dict[str, Any]) -> str:
+    return {True: "**PASS**", False: "**FAIL**", None: "n/a"}[t["passed"]]
+
+
+def targets_block(result: dict[str, Any]) -> str:
+    return "\n".join(f"- {_verdict(t)} {t['target']}: {t['measured']}" for t in result["targets"])
 
 
 # ------------------------------------------------------------------------------------------- tables
 
 
-def main_table(result: dict[str, Any]) -> str:
-    head = (
-        "| Workload | Clients | Runtime | Batching | req/s | items/s | p50 ms | p95 ms | p99 ms | Errors "
-        "| Mean batch | Padding | Server CPU | Client CPU | Other CPU |\n"
-        "|---|--:|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-    )
-    rows = [head]
-    cells = result["cells"]
-    names: list[str] = [w["name"] for w in result["workloads"]]
-    backends = _backends(result)
-    for name in names:
-        wl_cells = [c for c in cells if c["workload"] == name]
-        concs = sorted({c["concurrency"] for c in wl_cells})
-        for conc in concs:
-            for backend in backends:
-                for batching in (True, False):
-                    c = _cell(wl_cells, concurrency=conc, backend=backend, batching=batching)
-                    if c is None:
-                        continue
-                    errs = str(c["errors"]) + (" " + str(c["error_kinds"]) if c["errors"] else "")
-                    pad = c["mean_padding_fraction"]
-                    rows.append(
-                        f"| {name} | {conc} | {_rt(backend)} | {'on' if batching else 'off'} "
-                        f"| {_num(c['rps'])} | {_num(c['items_per_s'])} | {_num(c['p50_ms'])} "
-                        f"| {_num(c['p95_ms'])} | {_num(c['p99_ms'])} | {errs} "
-                        f"| {_num(c['mean_batch_size'])} | {'-' if pad is None else f'{pad:.0%}'} "
-                        f"| {_num(c['server_cpu_cores'], 2)} | {_num(c['client_cpu_cores'], 2)} "
-                        f"| {_num(c.get('other_cpu_cores'), 2)} |"
-                    )
-        for backend in backends:
-            w = ceiling_of(result, backend, name)
-            if w is None:
-                continue
-            n = w["max_batch_size"]
-            for label, key in (("model-only, 1/call", "b1"), (f"model-only, {n}/call", "bN")):
-                rows.append(
-                    f"| {name} | - | {_rt(backend)} | **{label}** | - | {_num(w[key]['items_per_s'])} "
-                    "| - | - | - | - | - | - | - | - | - |"
-                )
+def side_by_side(result: dict[str, Any]) -> str:
+    peers = _peer_names(result)
+    head = [
+        "Workload",
+        "Conns",
+        "lstm-serve req/s",
+        "p50 ms",
+        "p99 ms",
+        *peers,
+        "best peer",
+        "ratio",
+        "share of ceiling",
+    ]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "--:|" * (len(head) - 2)]
+    for wl in dict.fromkeys(c["workload"] for c in result["cells"]):
+        for conc in sorted({c["connections"] for c in result["cells"] if c["workload"] == wl}):
+            mine = _cell(result, "lstm-serve", wl, conc)
+            best = best_peer(result, wl, conc)
+            ceil = _ceiling(result, wl)
+            peer_cols = []
+            for p in peers:
+                c = _cell(result, p, wl, conc)
+                peer_cols.append(f"{_num(c['rps'])} ({_num(c['p99_ms'], 0)})" if c else "-")
+            ratio = mine["rps"] / best["rps"] if mine and best and best["rps"] else None
             rows.append(
-                f"| {name} | - | {_rt(backend)} | **model-only, {n}/call length-grouped** | - "
-                f"| {_num(w['bN_grouped']['items_per_s'])} | - | - | - | - "
-                f"| {_num(w['bN_grouped']['items'] / max(1, w['bN_grouped']['calls']))} | - | - | - | - |"
+                "| "
+                + " | ".join(
+                    [
+                        wl,
+                        str(conc),
+                        _num(mine["rps"]) if mine else "-",
+                        _num(mine["p50_ms"]) if mine else "-",
+                        _num(mine["p99_ms"]) if mine else "-",
+                        *peer_cols,
+                        best["target"] if best else "-",
+                        f"**{ratio:.2f}**" if ratio is not None else "-",
+                        f"{mine['rps'] / ceil['pipeline']:.0%}" if mine and ceil else "-",
+                    ]
+                )
+                + " |"
             )
     return "\n".join(rows)
 
 
-def _rt(backend: str) -> str:
-    return {"onnx": "ONNX Runtime", "torchscript": "TorchScript"}.get(backend, backend)
+def ceilings_table(result: dict[str, Any]) -> str:
+    c = result.get("ceilings")
+    if not c:
+        return "(ceilings not measured in this run)"
+    rows = [
+        f"All-core ceilings: {c['processes']} processes x {c['threads_per_process']} ONNX Runtime thread, "
+        "in-process, no HTTP, batches of 32 cut by the batcher's length grouping; items/s summed over "
+        "the processes, measured at the same time.",
+        "",
+        "| Workload | Graph | Model only | Pipeline (decode + model) | lstm-serve at 64 conns | its share | "
+        "best peer at 64 | its share |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for name, w in c["workloads"].items():
+        mine, best = _cell(result, "lstm-serve", name, 64), best_peer(result, name, 64)
+        mine_share = f"{mine['rps'] / w['pipeline']:.0%}" if mine else "-"
+        best_share = f"{best['rps'] / w['pipeline']:.0%}" if best else "-"
+        best_text = f"{_num(best['rps'])} ({best['target']})" if best else "-"
+        rows.append(
+            f"| {name} | {w['precision']} | {_num(w['model'])} | {_num(w['pipeline'])} | "
+            f"{_num(mine['rps']) if mine else '-'} | {mine_share} | {best_text} | {best_share} |"
+        )
+    return "\n".join(rows)
 
 
 def servers_table(result: dict[str, Any]) -> str:
     rows = [
-        "| Server | Cold start (process start to /readyz 200) | RSS when ready | RSS after the load "
-        "| Peak RSS | OS threads |",
+        "| Server | Processes | Cold start | RSS ready | RSS after load | PSS after load |",
         "|---|--:|--:|--:|--:|--:|",
     ]
     for s in result["servers"]:
+        m0, m1 = s["memory_ready"], s["memory_after_load"]
         rows.append(
-            f"| {s['label']} ({', '.join(s['models'])}) | {s['cold_start_s']:.1f} s "
-            f"| {s['rss_ready_mib']:.0f} MiB "
-            f"| {s['rss_after_load_mib']:.0f} MiB | {s['rss_peak_mib']:.0f} MiB | {s['threads']} |"
+            f"| {s['name']} | {m1['processes']} | {s['cold_start_s']:.1f} s | {m0['rss_mib']:,.0f} MiB | "
+            f"{m1['rss_mib']:,.0f} MiB | {m1['pss_mib']:,.0f} MiB |"
         )
     return "\n".join(rows)
 
 
-def workloads_table(result: dict[str, Any]) -> str:
+def cpu_table(result: dict[str, Any]) -> str:
     rows = [
-        "| Workload | Endpoint | Inputs | Items/request | Mean words / points | Model sequence length "
-        "(mean / median / max) | Router preparation per request |",
-        "|---|---|---|--:|--:|--:|--:|",
+        "| Server | Workload | Conns | req/s | non-2xx | socket errors | server cores | wrk cores | "
+        "other cores |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for w in result["workloads"]:
-        stats = w["stats"]
-        words = stats.get("mean_words", stats.get("mean_points"))
-        ceil = next(
-            (ceiling_of(result, b, w["name"]) for b in _backends(result) if ceiling_of(result, b, w["name"])),
-            None,
-        )
-        seq = (
-            f"{ceil['mean_item_size']:.0f} / {ceil['median_item_size']} / {ceil['max_item_size']}"
-            if ceil
-            else "-"
-        )
-        prep = f"{ceil['prep_ms_per_request']:.2f} ms" if ceil else "-"
+    for c in result["cells"]:
         rows.append(
-            f"| {w['name']} | `POST {w['endpoint']}` | {w['source']} | {w['items_per_request']} "
-            f"| {_num(words, 0)} | {seq} | {prep} |"
+            f"| {c['target']} | {c['workload']} | {c['connections']} | {_num(c['rps'])} | {c['non_2xx']} | "
+            f"{c['socket_errors']} | {c['server_cores']:.2f} | {c['client_cores']:.2f} | "
+            f"{c['other_cores']:.2f} |"
         )
     return "\n".join(rows)
 
 
-def targets_block(result: dict[str, Any]) -> str:
-    lines = []
-    for t in result["targets"]:
-        verdict = "**PASS**" if t["pass"] else "**FAIL**"
-        lines.append(f"- {verdict} ({_rt(t['backend'])}) {t['target']}: **{t['value']:.2f}** ({t['detail']})")
-    return "\n".join(lines) if lines else "- (no target could be computed: sentiment cells missing)"
-
-
-def sweep_table(result: dict[str, Any]) -> str:
-    sweep = result.get("sweep") or []
-    if not sweep:
-        return ""
-    rows = [
-        "| Change from the defaults | items/s, 64 clients | Mean batch, 64 | p50 / p99 ms, 64 "
-        "| items/s, 16 | p50 / p99 ms, 16 (p99/p50) | p50 / p99 ms, 1 client | Server CPU, 64 |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
-    ]
-    changes: list[str] = []
-    for c in sweep:
-        if c["change"] not in changes:
-            changes.append(c["change"])
-    for ch in changes:
-        c64 = _cell(sweep, change=ch, concurrency=64)
-        c16 = _cell(sweep, change=ch, concurrency=16)
-        c1 = _cell(sweep, change=ch, concurrency=1)
-        if not c64 or not c16 or not c1:
-            continue
-        rows.append(
-            f"| {ch} | {_num(c64['items_per_s'])} | {_num(c64['mean_batch_size'])} "
-            f"| {_num(c64['p50_ms'])} / {_num(c64['p99_ms'])} | {_num(c16['items_per_s'])} "
-            f"| {_num(c16['p50_ms'])} / {_num(c16['p99_ms'])} ({_num(c16['p99_ms'] / c16['p50_ms'], 2)}) "
-            f"| {_num(c1['p50_ms'])} / {_num(c1['p99_ms'])} | {_num(c64['server_cpu_cores'], 2)} |"
-        )
-    return "\n".join(rows)
-
-
-def profile_block(result: dict[str, Any]) -> str:
-    p = result.get("profile")
-    if not p:
-        return "(no profile in this run)"
-    lines = [
-        f"py-spy, {p['seconds']} s at {p['rate_hz']} Hz per recording, server `{p['config']}` under "
-        f"`{p['workload']}` at {p['concurrency']} clients ({p['rps_during_profile']:.0f} req/s meanwhile).",
-        "",
-        f"**GIL held {p['gil_busy_fraction']:.0%} of the time**; by what its holder was doing:",
-        "",
-        "| GIL holder doing | share of wall time |",
-        "|---|--:|",
-    ]
-    lines += [f"| {k} | {v:.0%} |" for k, v in p["gil_by_category"].items()]
-    lines += ["", "Per thread (busy share of wall time, top categories):", ""]
-    for kind, t in p["threads_busy"].items():
-        cats = ", ".join(f"{k} {v:.0%}" for k, v in t["by_category"].items())
-        lines.append(f"- {kind}: busy {t['busy_fraction']:.0%} — {cats}")
-    lines += ["", "Hottest leaf frames while holding the GIL:", ""]
-    lines += [f"- `{f}` {v:.1%}" for f, v in p["top_leaf_frames_gil"][:8]]
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------ markdown
-
-
-def _findings(previous: Path) -> str:
-    if previous.exists():
-        text = previous.read_text()
-        m = re.search(re.escape(FINDINGS_START) + r"(.*?)" + re.escape(FINDINGS_END), text, re.S)
-        if m:
-            return m.group(1).strip()
-    return "(not written yet: analysis of the profile and the sweep goes here; it survives re-runs)"
-
-
-def results_markdown(result: dict[str, Any], previous: Path) -> str:
-    m = result["machine"]
-    o = result["options"]
-    busy = m.get("other_busy_processes_at_start") or []
-    parts = [
-        "# Benchmark results",
-        "",
-        "Written by `python -m bench` (see `bench/run.py`); raw numbers of each run in `bench/runs/` "
-        "(not committed). Re-running replaces everything here except the Findings section.",
-        "",
-        f"- **Command:** `{result['command'].strip()}` ({result['duration_s'] / 60:.1f} min)",
-        f"- **Machine:** {machine.one_line(m)}",
-        f"- **Server settings:** THREADS={o['threads']} MAX_BATCH_SIZE={o['max_batch_size']} "
-        f"MAX_BATCH_WAIT_MS={o['max_batch_wait_ms']:g}, all bundles loaded in every server; load generator "
-        f"and server share the same {m['usable_cpus']} CPUs.",
-        f"- **Per cell:** {o['warmup']}+ warm-up requests (not measured), then at most {o['requests']} "
-        f"requests or {o['time_cap_s']:g} s; closed loop (each client sends its next request when the "
-        "previous one is answered), one item per request except the `-xN` row; latency is per request "
-        "as the client sees it; mean batch and padding are the server's own `/metrics` over the cell.",
-    ]
-    if result.get("bundles"):
-        parts.append("- **Bundles:** " + "; ".join(f"{k} {v}" for k, v in sorted(result["bundles"].items())))
-    if busy:
-        parts.append(f"- **Warning:** other processes were busy when the run started: {'; '.join(busy)}")
-    if result.get("missing_models"):
-        parts.append(f"- **Missing bundles (skipped):** {', '.join(result['missing_models'])}")
-    parts += [
-        "",
-        "## Targets",
-        "",
-        targets_block(result),
-        "",
-        "## Results",
-        "",
-        "Server / client / other CPU: CPU-seconds of the server process / of the load generator / of "
-        "everything else on the machine, per wall second (2.00 = both cores). "
-        "Model-only rows: the same prepared items through the in-process Task's `predict_batch`, no HTTP.",
-        "",
-        main_table(result),
-        "",
-        "## Server start and memory (all models loaded)",
-        "",
-        servers_table(result),
-        "",
-        "## Workloads",
-        "",
-        workloads_table(result),
-    ]
-    sweep = sweep_table(result)
-    if sweep:
-        parts += [
+def overload_block(result: dict[str, Any]) -> str:
+    ov = result.get("overload")
+    if not ov:
+        return "(overload phase not run)"
+    return "\n".join(
+        [
+            f"lstm-serve at shipped settings except `MAX_QUEUE_SIZE={ov['max_queue_size']}`, "
+            f"{ov['connections']} closed-loop connections of reviews for {ov['seconds']:.0f} s, while a "
+            "probe opened a fresh connection every 100 ms for /readyz, /healthz or one new review:",
             "",
-            "## Batching settings sweep (ONNX Runtime, sentiment-review, only the sentiment model loaded)",
-            "",
-            sweep,
+            f"- load: {ov['ok']:,} answered 200 ({ov['ok_rps']:.0f}/s), {ov['non_2xx']:,} refused (503), "
+            f"{ov['socket_errors']} socket errors; latency of every answer p50 {ov['p50_ms']:.0f} ms, "
+            f"p99 {ov['p99_ms']:.0f} ms, max {ov['max_ms']:.0f} ms",
+            "- probes, slowest of each: "
+            + ", ".join(
+                f"{k} {v:.0f} ms ({ov['probe_count'][k]} probes, statuses {ov['probe_statuses'][k]})"
+                for k, v in ov["probe_max_ms"].items()
+                if v is not None
+            ),
+            f"- wrong answers: {len(ov['wrong_answers'])}; "
+            f"answers correctly after the load: {ov['recovered']}; "
+            f"RSS {ov['memory_before']['rss_mib']:.0f} -> {ov['memory_after']['rss_mib']:.0f} MiB",
         ]
-    parts += [
-        "",
-        "## Profile of the server under load",
-        "",
-        profile_block(result),
-        "",
-        "## Findings",
-        "",
-        FINDINGS_START,
-        _findings(previous),
-        FINDINGS_END,
-        "",
+    )
+
+
+def _other_load(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    others = [c["other_cores"] for c in result["cells"]]
+    worst = max(others) if others else 0.0
+    lines = [
+        f"Other CPU use on the machine during the cells (not the server, not wrk): mean "
+        f"{sum(others) / max(1, len(others)):.2f} cores, worst cell {worst:.2f} cores.",
+        f"Load average at start: {', '.join(f'{x:.2f}' for x in m['loadavg_at_start'])}.",
     ]
-    return "\n".join(parts)
+    for key, label in (
+        ("other_busy_processes_at_start", "at start"),
+        ("other_busy_processes_at_end", "at end"),
+    ):
+        if m.get(key):
+            lines.append(f"Other busy processes {label}: " + "; ".join(f"`{p}`" for p in m[key]) + ".")
+    return " ".join(lines)
+
+
+def results_markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    failures = "".join(f"\n- {f['target']} failed: {f['error']}" for f in result.get("failures", []))
+    return "\n".join(
+        [
+            "# Benchmark: lstm-serve side by side with LitServe, BentoML and Ray Serve",
+            "",
+            f"Command: `{result['command'].strip()}` ({result['duration_s'] / 60:.1f} min). "
+            f"Machine: {machine.one_line(m)}.",
+            "",
+            _other_load(result),
+            "",
+            "Every server ran alone on 127.0.0.1, one after the other, serving the same bundles "
+            + "; ".join(f"{k} {v}" for k, v in result["bundles"].items())
+            + ". lstm-serve ran at its shipped settings (`python -m app`, nothing set but the port and "
+            "model folder). The peers (bench/peers/, their own virtual environment `.venv-peers`) run the "
+            "project's public pipeline per request (`Task.decode` / `predict_batch` / `encode`, the same "
+            "tokenisation and the same answer body) on the float32 `model.onnx`, with their own batching "
+            "(at most 32 per call), ONNX Runtime threads split so that workers x threads = cores. Load: "
+            f"`wrk`, closed loop, one input per request, {result['options']['warmup']:g} s warm-up then "
+            f"{result['options']['seconds']:g} s measured per cell.",
+            "",
+            "## Targets",
+            "",
+            targets_block(result) + failures,
+            "",
+            "## Side by side (req/s of 200 answers; peers: req/s (p99 ms))",
+            "",
+            side_by_side(result),
+            "",
+            "Ratio: lstm-serve / best peer in that cell. Share of ceiling: lstm-serve / the all-core "
+            "pipeline ceiling below.",
+            "",
+            "## Ceilings and each server's share",
+            "",
+            ceilings_table(result),
+            "",
+            "## Memory and start-up (every process of each server)",
+            "",
+            servers_table(result),
+            "",
+            "## Overload",
+            "",
+            overload_block(result),
+            "",
+            "## Where the CPU went, per cell",
+            "",
+            cpu_table(result),
+            "",
+            "## Workloads",
+            "",
+            "\n".join(
+                f"- `{w['name']}` ({w['endpoint']}): {w['source']}; {w['stats']}" for w in result["workloads"]
+            ),
+            "",
+        ]
+    )
 
 
 def summary_text(result: dict[str, Any]) -> str:
-    return "\n".join(["", main_table(result), "", servers_table(result), "", targets_block(result), ""])
+    return targets_block(result)
 
 
 def readme_section(result: dict[str, Any]) -> str:
-    m = result["machine"]
     return "\n".join(
         [
             README_START,
             "## Benchmark",
             "",
-            "`python -m bench` starts the real server (`python -m app`) once per configuration and drives "
-            "every endpoint with a bounded load on 127.0.0.1; `python -m bench --quick` is a short smoke "
-            "run. "
-            "Full results, the profile and the settings sweep: [bench/results.md](bench/results.md).",
+            "`python -m bench` runs lstm-serve at its shipped settings and, one at a time on the same "
+            "machine, LitServe, BentoML and Ray Serve serving the same bundles (`bash bench/peers/setup.sh` "
+            "makes their environment; `wrk` drives the load). Full results, the ceilings and the overload "
+            "phase: [bench/results.md](bench/results.md).",
             "",
-            f"Last run: {machine.one_line(m)}.",
+            f"Last run: {machine.one_line(result['machine'])}.",
             "",
             targets_block(result),
             "",
-            main_table(result),
+            side_by_side(result),
             "",
             servers_table(result),
             README_END,
@@ -398,24 +393,3 @@ def update_readme(readme: Path, section: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     readme.write_text(text)
-
-
-def main(argv: list[str]) -> int:
-    """`python -m bench.report bench/runs/<stamp>/results.json`: rewrite bench/results.md and the
-    README section from a saved run (keeps the Findings section), e.g. after editing Findings."""
-    import json
-
-    bench_dir = Path(__file__).resolve().parent
-    result = json.loads(Path(argv[0]).read_text())
-    if "bundles" not in result:  # runs saved before bundles were recorded
-        models = sorted({c["model"] for c in result["cells"]})
-        result["bundles"] = bundle_summaries(Path(result["options"]["model_dir"]), models)
-    (bench_dir / "results.md").write_text(results_markdown(result, bench_dir / "results.md"))
-    update_readme(bench_dir.parent / "README.md", readme_section(result))
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    raise SystemExit(main(sys.argv[1:]))

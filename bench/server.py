@@ -37,6 +37,8 @@ class ServerConfig:
     max_batch_size: int = shipped("max_batch_size")
     max_batch_wait_ms: float = shipped("max_batch_wait_ms")
     max_queue_size: int = shipped("max_queue_size")
+    workers: int | str = shipped("workers")
+    precision: str = shipped("precision")
     models: tuple[str, ...] = ()
 
     @property
@@ -61,6 +63,8 @@ class ServerConfig:
             "MAX_BATCH_SIZE": str(self.max_batch_size),
             "MAX_BATCH_WAIT_MS": str(self.max_batch_wait_ms),
             "MAX_QUEUE_SIZE": str(self.max_queue_size),
+            "WORKERS": str(self.workers),
+            "PRECISION": self.precision,
             "HOST": HOST,
             "PORT": str(port),
             "LOG_LEVEL": "info",  # as shipped: one JSON access-log line per request
