@@ -4,7 +4,7 @@ CSV or Parquet file with the service's models, through the same task pipeline as
     python -m app.score sentiment reviews.jsonl scored.parquet
     python -m app.score ner docs.csv entities.jsonl --option return_tags=true
     python -m app.score forecast series.parquet forecasts.jsonl --option 'levels=[50, 95]'
-    python -m app.score sentiment s3://bucket/reviews.jsonl out.jsonl --engine ray --address auto
+    python -m app.score sentiment /shared/reviews.jsonl /shared/out.jsonl --engine ray --address auto
 
 Settings (MODEL_DIR, BACKEND, DEVICE, THREADS, the input limits) come from the environment, as
 for the service. Rows the API would refuse go to the errors file (default `<OUTPUT

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,7 +23,7 @@ from app.score.files import (
     read_part,
     write_outputs,
 )
-from app.score.pipeline import BatchScorer, check_options
+from app.score.pipeline import BatchScorer, Prepared, check_options
 
 Engine = Literal["local", "ray"]
 
@@ -122,14 +123,24 @@ def run(job: ScoreJob) -> JobSummary:
 def _run_local(
     job: ScoreJob, source: Any, index: InputIndex, todo: list[int], manifest: JobManifest, staging: Staging
 ) -> None:
-    scorer = BatchScorer.load(job.task, job.settings, job.options, job.batch_size) if todo else None
+    if not todo:
+        return
+    scorer = BatchScorer.load(job.task, job.settings, job.options, job.batch_size)
+
+    def prepare(part: int) -> Prepared:
+        return scorer.prepare(read_part(job.input, source, index, part, job.part_size), source)
+
     done = index.total - sum(part_rows(p, job.part_size, index.total) for p in todo)
-    with progress_bar(job, index.total, done) as bar:
-        for part in todo:
-            assert scorer is not None
-            rows = read_part(job.input, source, index, part, job.part_size)
-            staging.write_part(manifest, part, scorer.score(rows, source))
-            bar.update(len(rows))
+    # Decoding the next part (tokenising, which holds the GIL) overlaps the model run on this one
+    # (the runtimes release the GIL), so one process keeps two cores busy.
+    with progress_bar(job, index.total, done) as bar, ThreadPoolExecutor(1, "decode") as pool:
+        upcoming = pool.submit(prepare, todo[0])
+        for i, part in enumerate(todo):
+            prepared = upcoming.result()
+            if i + 1 < len(todo):
+                upcoming = pool.submit(prepare, todo[i + 1])
+            staging.write_part(manifest, part, scorer.finish(prepared))
+            bar.update(len(prepared.rows))
             bar.set_postfix(errors=sum(p["errors"] for p in manifest.parts.values()), refresh=False)
 
 

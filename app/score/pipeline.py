@@ -16,7 +16,7 @@ import importlib
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fastapi.encoders import jsonable_encoder
@@ -156,7 +156,7 @@ def parse_raw(raw: Any, source: SourceFormat, fmt: RowFormat) -> Row | list[dict
 
 class BatchScorer:
     """A loaded task plus everything needed to score rows with it: built once per process (or
-    per Ray actor), then `score` runs per chunk."""
+    per Ray actor), then `score` (= `prepare` then `finish`) runs per chunk."""
 
     def __init__(
         self,
@@ -177,17 +177,19 @@ class BatchScorer:
         return cls(load_task(name, settings), settings.input_limits, options, batch_size)
 
     def score(self, rows: Sequence[tuple[int, Any]], source: SourceFormat) -> list[Scored]:
-        """Score `(row number, raw record)` pairs; the result is in the same order. Items of all
-        rows are length-sorted and run `batch_size` at a time, so padding stays small; each row's
-        answer is then encoded from its own items exactly as the route would."""
-        decoded: list[tuple[int, Any, Any, BaseModel, list[Any]]] = []
-        out: dict[int, Scored] = {}
+        """Score `(row number, raw record)` pairs; the result is in the same order."""
+        return self.finish(self.prepare(rows, source))
+
+    def prepare(self, rows: Sequence[tuple[int, Any]], source: SourceFormat) -> Prepared:
+        """Parse and decode every row (tokenising: the CPU-heavy, GIL-holding half), exactly as
+        the route decodes a body; rows the API would refuse get its 422 detail."""
+        prepared = Prepared([number for number, _ in rows])
         for number, raw in rows:
             row = parse_raw(raw, source, self.format)
             ident = row.get(ID_COLUMN) if isinstance(row, dict) and _NOT_AN_OBJECT not in row else None
             ident = number if ident is None else ident
             if isinstance(row, list):
-                out[number] = _error(number, ident, row)
+                prepared.done[number] = _error(number, ident, row)
                 continue
             try:
                 raw_body = (
@@ -197,28 +199,44 @@ class BatchScorer:
                 body = self.request_type.model_validate(raw_body, from_attributes=True)
                 items = self.task.decode(body, self.limits)
             except ValidationError as exc:
-                out[number] = _error(number, ident, api_detail(exc))
+                prepared.done[number] = _error(number, ident, api_detail(exc))
                 continue
             except InputError as exc:
-                out[number] = _error(number, ident, exc.errors)
+                prepared.done[number] = _error(number, ident, exc.errors)
                 continue
-            decoded.append((number, ident, row, body, items))
+            prepared.decoded.append((number, ident, body, items))
+        return prepared
 
-        flat = [(d, i) for d, entry in enumerate(decoded) for i in range(len(entry[4]))]
-        flat.sort(key=lambda di: self.task.item_size(decoded[di[0]][4][di[1]]))
-        results: list[list[Any]] = [[None] * len(entry[4]) for entry in decoded]
+    def finish(self, prepared: Prepared) -> list[Scored]:
+        """Run the decoded items through the model, length-sorted and `batch_size` at a time so
+        that padding stays small, then encode each row's answer from its own items exactly as the
+        route would."""
+        decoded, out = prepared.decoded, prepared.done
+        flat = [(d, i) for d, entry in enumerate(decoded) for i in range(len(entry[3]))]
+        flat.sort(key=lambda di: self.task.item_size(decoded[di[0]][3][di[1]]))
+        results: list[list[Any]] = [[None] * len(entry[3]) for entry in decoded]
         for start in range(0, len(flat), self.batch_size):
             chunk = flat[start : start + self.batch_size]
-            predicted = self.task.predict_batch([decoded[d][4][i] for d, i in chunk])
+            predicted = self.task.predict_batch([decoded[d][3][i] for d, i in chunk])
             for (d, i), result in zip(chunk, predicted, strict=True):
                 results[d][i] = result
 
-        for (number, ident, _row, body, items), row_results in zip(decoded, results, strict=True):
+        for (number, ident, body, items), row_results in zip(decoded, results, strict=True):
             response = self.task.encode(body, items, row_results)
             (answer,) = getattr(response, self.format.answer_field)
             record = {ID_COLUMN: ident, "row": number, **answer.model_dump(mode="json")}
             out[number] = Scored(number, True, json.dumps(record, ensure_ascii=False))
-        return [out[number] for number, _ in rows]
+        return [out[number] for number in prepared.rows]
+
+
+@dataclass
+class Prepared:
+    """Rows of one chunk after `BatchScorer.prepare`: refused ones already answered, the others
+    decoded (row number, id, request body, items)."""
+
+    rows: list[int]
+    done: dict[int, Scored] = field(default_factory=dict)
+    decoded: list[tuple[int, Any, BaseModel, list[Any]]] = field(default_factory=list)
 
 
 def _error(number: int, ident: Any, detail: list[dict[str, Any]]) -> Scored:
