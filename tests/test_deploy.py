@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from app.core.settings import Settings
@@ -26,6 +27,33 @@ def test_compose_environment_names_real_settings() -> None:
     unknown = set(env) - SETTINGS_ENV
     assert not unknown, f"compose passes variables the service does not read: {unknown}"
     assert {"MODEL_DIR", "BACKEND", "DEVICE", "PORT", "API_KEY"} <= set(env)
+
+
+# Compose values set by the image rather than the host's environment, and defaults that differ
+# from the service's on purpose.
+COMPOSE_FIXED = {"MODEL_DIR", "HOST", "PORT"}
+COMPOSE_OWN_DEFAULTS = {"DEVICE": "cpu"}
+
+
+def test_compose_passes_every_setting_with_the_services_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = compose_service()["environment"]
+    assert set(env) == SETTINGS_ENV, f"compose lacks {SETTINGS_ENV - set(env)}"
+    for name in Settings.model_fields:
+        key = name.upper()
+        if key in COMPOSE_FIXED:
+            continue
+        m = re.fullmatch(r"\$\{(\w+):-([^}]*)\}", str(env[key]))
+        assert m, f"{key}: {env[key]!r} cannot be set from the host's environment"
+        assert m.group(1) == key
+        default = m.group(2)
+        if key in COMPOSE_OWN_DEFAULTS:
+            assert default == COMPOSE_OWN_DEFAULTS[key]
+            continue
+        # What the container reads when the host sets nothing is the service's own default.
+        monkeypatch.setenv(key, default)
+        read = getattr(Settings(_env_file=None), name)  # type: ignore[call-arg]
+        monkeypatch.delenv(key)
+        assert read == Settings.model_fields[name].get_default(call_default_factory=True), key
 
 
 def test_compose_port_volume_and_healthcheck_agree_with_settings() -> None:

@@ -28,7 +28,12 @@ class ModelBatching(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", protected_namespaces=()
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        protected_namespaces=(),
+        # `NAME=` (compose's `${NAME:-}`, a blank line in .env) means "the default", for every setting.
+        env_ignore_empty=True,
     )
 
     # Models
@@ -84,7 +89,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535, description="Bind port.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     api_key: SecretStr | None = Field(
-        None, description="When set, every endpoint but /healthz and /readyz needs X-API-Key."
+        None,
+        description="When set, every API endpoint needs X-API-Key; /healthz, /readyz and the browser "
+        "pages (/, /docs, /redoc, /openapi.json) stay open.",
     )
     cors_origins: str = Field("", description="Comma-separated allowed CORS origins; empty: CORS off.")
 
