@@ -49,6 +49,7 @@ class Options:
     ceiling_seconds: float
     overload: bool
     pool: int
+    models: list[str]
     model_dir: Path
     data_dir: Path
     write: bool
@@ -71,6 +72,7 @@ def parse_args(argv: list[str]) -> Options:
     p.add_argument("--ceiling-seconds", type=float, default=4.0)
     p.add_argument("--no-overload", action="store_true")
     p.add_argument("--pool", type=int, default=1000, help="distinct inputs per workload")
+    p.add_argument("--models", default="sentiment,ner,forecast", help="models lstm-serve loads (MODELS)")
     p.add_argument("--model-dir", type=Path, default=REPO / "models")
     p.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     p.add_argument("--write", action=argparse.BooleanOptionalAction, default=None)
@@ -87,6 +89,7 @@ def parse_args(argv: list[str]) -> Options:
         ceiling_seconds=min(a.ceiling_seconds, 1.0) if quick else a.ceiling_seconds,
         overload=not a.no_overload and not quick,
         pool=min(a.pool, 200) if quick else a.pool,
+        models=[x.strip() for x in a.models.split(",") if x.strip()],
         model_dir=a.model_dir.resolve(),
         data_dir=a.data_dir.resolve(),
         write=(not quick) if a.write is None else a.write,
@@ -179,7 +182,7 @@ def run_overload(wl: Workload, opts: Options, run_dir: Path, connections: int = 
     """lstm-serve at shipped settings but a small queue, `connections` closed-loop clients of
     reviews, while a probe opens a fresh connection every 100 ms for /readyz, /healthz or one new
     review, and checks the review's answer against the one it got on a quiet server."""
-    config = ServerConfig(max_queue_size=64)
+    config = ServerConfig(max_queue_size=64, models=tuple(opts.models))
     log(f"overload: {connections} connections of {wl.name}, MAX_QUEUE_SIZE={config.max_queue_size}")
     make = partial(targets.lstm_serve, opts.model_dir, config=config)
     with targets.started(make, run_dir / "server-overload.log") as server:
@@ -272,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"machine: {machine.one_line(mach)}")
     if mach["other_busy_processes_at_start"]:
         log(f"  other busy processes: {mach['other_busy_processes_at_start']}")
-    models = ["sentiment", "ner", "forecast"]
+    models = opts.models
     workloads = build_workloads(opts.data_dir, opts.model_dir, models, opts.pool, multi=0)
 
     ceilings: dict[str, Any] | None = None
@@ -289,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, w in ceilings["workloads"].items():
             log(f"  {name:<17} model {w['model']:8.1f} items/s   pipeline {w['pipeline']:8.1f} items/s")
 
-    makers: list[Any] = [partial(targets.lstm_serve, opts.model_dir)]
+    shipped = ServerConfig(models=tuple(models))
+    makers: list[Any] = [partial(targets.lstm_serve, opts.model_dir, config=shipped)]
     if opts.peers:
         makers += [
             partial(targets.peer, framework, workers, opts.model_dir, cores)

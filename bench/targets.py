@@ -53,7 +53,7 @@ def lstm_serve(model_dir: Path, port: int, config: ServerConfig | None = None) -
         (sys.executable, "-m", "app"),
         tuple(env.items()),
         "/readyz",
-        models=("sentiment", "ner", "forecast"),
+        models=config.models or ("sentiment", "ner", "forecast"),
     )
 
 

@@ -51,6 +51,12 @@ class ModelTask(ABC, Generic[RequestT, ItemT, ResultT, ResponseT]):
         control counts against the model's bound before spending any work on the request."""
         return 1
 
+    def decode_cost(self, request: RequestT) -> int | None:
+        """Rough work of `decode` for `request` (characters to tokenise), or None when unknown.
+        Small requests are decoded on the event loop: tokenising a short text takes less time
+        than handing it to a thread and back (and the GIL is held either way)."""
+        return None
+
     def item_size(self, item: ItemT) -> int:
         """Sequence length of a prepared item: the batcher groups items of similar size so that
         padding stays small."""

@@ -151,6 +151,11 @@ class NerTask(ModelTask[NerRequest, NerItem, NerPrediction, NerResponse]):
     def request_size(self, request: NerRequest) -> int:
         return len(request.texts if request.texts is not None else request.tokens or [])
 
+    def decode_cost(self, request: NerRequest) -> int:
+        if request.texts is not None:
+            return sum(len(t) for t in request.texts)
+        return sum(len(w) + 1 for words in request.tokens or [] for w in words)
+
     def decode(self, request: NerRequest, limits: InputLimits) -> list[NerItem]:
         items: list[NerItem] = []
         for d, doc in enumerate(check_request(request, limits)):

@@ -41,6 +41,9 @@ class SentimentTask(ModelTask[SentimentRequest, SentimentItem, SentimentResult, 
     def request_size(self, request: SentimentRequest) -> int:
         return len(request.texts)
 
+    def decode_cost(self, request: SentimentRequest) -> int:
+        return sum(len(t) for t in request.texts)
+
     def decode(self, request: SentimentRequest, limits: InputLimits) -> list[SentimentItem]:
         check_count("texts", len(request.texts), limits.max_items_per_request, "text")
         if request.return_attention and not self.has_attention:
