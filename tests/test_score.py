@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,31 +24,28 @@ from app.core.settings import Settings
 from app.main import create_app
 from app.score.__main__ import main
 from app.score.files import read_output
-from tests import forecast_support, ner_support, sentiment_support
-
-ROOT = Path(__file__).resolve().parents[1]
-LIMITS = {"max_text_chars": 300, "max_series_values": 60}
-
-REVIEWS = [
-    "A great film.",
-    "The plot was boring and the acting was bad, not good at all. " * 3,
-    "loved it !",
-    "awful , awful movie",
-    "it was not good",
-    "<br />The acting was great.<br /><br />Loved the film.",
-    "a movie",
-    "bad plot , good acting , great film",
-]
-DOCS = ["Angela Merkel met Emmanuel Macron in Paris.", "EU rejects German call to boycott British lamb."]
+from tests.score_support import (
+    DOCS,
+    LIMITS,
+    REVIEWS,
+    ROOT,
+    read_jsonl,
+    score,
+    series,
+    set_env,
+    write_jsonl,
+    write_models,
+)
 
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("score-models")
-    sentiment_support.write_tiny_bundle(root, cell="gru", head="attention", max_length=12)
-    ner_support.write_tiny_bundle(root)
-    forecast_support.write_tiny_bundle(root)
-    return root
+    return write_models(tmp_path_factory.mktemp("score-models"))
+
+
+@pytest.fixture
+def env(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_env(monkeypatch, model_dir)
 
 
 @pytest.fixture(scope="session")
@@ -61,39 +57,6 @@ def settings(model_dir: Path) -> Settings:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as c:
         yield c
-
-
-@pytest.fixture
-def env(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`python -m app.score` reads its settings from the environment, like the service."""
-    monkeypatch.setenv("MODEL_DIR", str(model_dir))
-    for key, value in LIMITS.items():
-        monkeypatch.setenv(key.upper(), str(value))
-
-
-def write_jsonl(path: Path, rows: list[Any]) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-    return path
-
-
-def score(*args: str | Path) -> dict[str, Any]:
-    """Run the command in-process; return its summary line."""
-    from contextlib import redirect_stdout
-    from io import StringIO
-
-    out = StringIO()
-    with redirect_stdout(out):
-        assert main([str(a) for a in (*args, "--no-progress")]) == 0
-    result: dict[str, Any] = json.loads(out.getvalue().strip().splitlines()[-1])
-    return result
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def series(n: int, horizon: int = 3, phase: float = 0.0) -> dict[str, Any]:
-    return {"values": [10.0 + math.sin(i / 2.0 + phase) for i in range(n)], "horizon": horizon}
 
 
 # ---------------------------------------------------------------- same answers as the API

@@ -51,8 +51,9 @@ class RowFormat:
     # `item_columns` are the item's fields)
     column_fields: Mapping[str, str] | None
     item_columns: tuple[str, ...]
-    # columns holding lists: a CSV cell in them is read as JSON (`[1, 2, 3]`)
-    list_columns: tuple[str, ...] = ()
+    # columns holding numbers or lists: a CSV cell in them is read as JSON (`3`, `[1, 2, 3]`);
+    # other CSV cells are text
+    json_columns: tuple[str, ...] = ()
 
     def request_type(self) -> type[BaseModel]:
         module, name = self.request_schema.split(":")
@@ -86,7 +87,7 @@ ROW_FORMATS: dict[str, RowFormat] = {
         "results",
         {"text": "texts", "tokens": "tokens"},
         ("text", "tokens"),
-        list_columns=("tokens",),
+        json_columns=("tokens",),
     ),
     "forecast": RowFormat(
         "app.forecast.schemas:ForecastRequest",
@@ -94,7 +95,7 @@ ROW_FORMATS: dict[str, RowFormat] = {
         "forecasts",
         None,
         ("values", "horizon", "frequency", "timestamps"),
-        list_columns=("values", "timestamps"),
+        json_columns=("values", "horizon", "timestamps"),
     ),
 }
 
@@ -145,8 +146,8 @@ def parse_raw(raw: Any, source: SourceFormat, fmt: RowFormat) -> Row | list[dict
         for key, cell in raw.items():
             if cell is None or cell == "" or (isinstance(cell, float) and math.isnan(cell)):
                 continue
-            if key in fmt.list_columns:
-                # not JSON: left a string, which the API's "Input should be a valid list" names
+            if key in fmt.json_columns:
+                # not JSON: left a string, which the API's type error ("a valid list") names
                 with contextlib.suppress(json.JSONDecodeError):
                     cell = json.loads(cell)
             row[key] = cell
