@@ -25,7 +25,7 @@ from app import __version__
 from app.core.backends import load_backend
 from app.core.batching import BatchFailedError, MicroBatcher, QueueFullError, ShuttingDownError
 from app.core.bundle import BundleError, discover_tasks, load_bundle, resolve_bundle_dir
-from app.core.contract import install_contract, unsupported_media_type
+from app.core.contract import install_contract, shown_errors, unsupported_media_type
 from app.core.device import Capabilities, select_device
 from app.core.logs import configure_logging, request_id_var
 from app.core.metrics import Metrics
@@ -246,7 +246,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         refusal = unsupported_media_type(request, exc)
         if refusal is not None:
             return refusal
-        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+        errors = shown_errors(jsonable_encoder(exc.errors()))
+        return JSONResponse({"detail": _json_safe(errors)}, status_code=422)
 
     @app.exception_handler(QueueFullError)
     async def queue_full(_: Request, exc: QueueFullError) -> JSONResponse:

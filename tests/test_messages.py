@@ -3,6 +3,8 @@ message in the API's own terms (no library internals), worded the same on every 
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -13,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.core.bundle import read_manifest, resolve_bundle_dir
 from app.core.settings import Settings
+from app.core.text import VISIBLE_PATTERN, is_blank
 from app.forecast.calendar import parse_frequency
 from app.main import create_app
 
@@ -175,3 +178,23 @@ def test_openapi_tells_the_truth(client: TestClient) -> None:
     assert texts["minItems"] == 1
     r = client.get("/metrics")
     assert r.headers["content-type"].startswith("text/plain")
+
+
+def test_visible_pattern_is_is_blank_over_all_of_unicode() -> None:
+    ranges: list[tuple[int, int]] = []
+    for cp in range(sys.maxunicode + 1):
+        if 0xD800 <= cp <= 0xDFFF or not is_blank(chr(cp)):
+            continue
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1] = (ranges[-1][0], cp)
+        else:
+            ranges.append((cp, cp))
+
+    def char(cp: int) -> str:
+        return f"\\u{cp:04x}" if cp <= 0xFFFF else chr(cp)
+
+    expected = "[^" + "".join(char(a) if a == b else f"{char(a)}-{char(b)}" for a, b in ranges) + "]"
+    assert expected == VISIBLE_PATTERN
+    visible = re.compile(VISIBLE_PATTERN)
+    for text in ["", " \t", "\u200b", "a", "\u200ba", "\x00", "\U000e0001", "Zürich", "東京"]:
+        assert (visible.search(text) is None) == is_blank(text), repr(text)

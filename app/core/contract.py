@@ -25,6 +25,7 @@ from app.core.bundle import BundleError, discover_tasks, read_manifest, resolve_
 from app.core.logs import request_id_var
 from app.core.middleware import OPEN_PATHS
 from app.core.settings import Settings
+from app.core.text import VISIBLE_PATTERN
 
 log = logging.getLogger("app")
 
@@ -55,6 +56,19 @@ VALIDATION_DESCRIPTION = (
     "Invalid input: `detail[].loc` names the field, `msg` says what is wrong, `ctx` holds the limit "
     "and the value where one was broken. Also a body that is not valid UTF-8 JSON."
 )
+
+
+# A 422 lists at most this many errors; the last entry then says how many more there were.
+MAX_ERRORS_SHOWN = 20
+
+
+def shown_errors(errors: list[Any]) -> list[Any]:
+    """`errors` cut to MAX_ERRORS_SHOWN entries, every one of the documented ValidationError shape."""
+    if len(errors) <= MAX_ERRORS_SHOWN:
+        return errors
+    more = len(errors) - MAX_ERRORS_SHOWN + 1
+    note = {"loc": ["body"], "msg": f"and {more} more errors", "type": "more_errors", "ctx": {"value": more}}
+    return [*errors[: MAX_ERRORS_SHOWN - 1], note]
 
 
 def _is_json(content_type: str) -> bool:
@@ -96,6 +110,68 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return await http_exception_handler(request, exc)
 
 
+def _manifest_section(settings: Settings, name: str) -> dict[str, Any]:
+    try:
+        return dict(read_manifest(resolve_bundle_dir(settings.model_dir, name)).preprocessing)
+    except (BundleError, OSError, ValueError):
+        return {}
+
+
+def _array_branch(prop: dict[str, Any]) -> dict[str, Any]:
+    """The array schema of an optional list field (`anyOf: [array, null]`), or the field itself."""
+    for branch in prop.get("anyOf", []):
+        if branch.get("type") == "array":
+            return branch  # type: ignore[no-any-return]
+    return prop
+
+
+def _constrain(components: dict[str, Any], settings: Settings) -> None:
+    """The limits the service enforces, in the schema, so that what the schema allows is what the
+    service accepts: item counts and text sizes from Settings, history and horizon bounds and the
+    interval levels from the served forecast bundle, non-blank texts, exactly one of texts/tokens."""
+    text = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": settings.max_text_chars,
+        "pattern": VISIBLE_PATTERN,
+        "description": "At least one visible character (not only whitespace, control or zero-width).",
+    }
+    token = {k: v for k, v in text.items() if k != "maxLength"}  # a token's length is not limited
+
+    def props(model: str) -> dict[str, Any]:
+        return dict(components.get(model, {}).get("properties", {}))
+
+    sentiment = props("SentimentRequest")
+    if "texts" in sentiment:
+        sentiment["texts"].update(maxItems=settings.max_items_per_request, items=text)
+    ner = props("NerRequest")
+    if "texts" in ner and "tokens" in ner:
+        _array_branch(ner["texts"]).update(maxItems=settings.max_items_per_request, items=text)
+        sentence = {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": settings.max_tokens_per_sequence,
+            "items": token,
+        }
+        _array_branch(ner["tokens"]).update(maxItems=settings.max_items_per_request, items=sentence)
+        components["NerRequest"]["oneOf"] = [
+            {"required": [field], "properties": {field: {"type": "array"}}} for field in ("texts", "tokens")
+        ]
+    forecast = props("ForecastRequest")
+    if "series" in forecast:
+        forecast["series"]["maxItems"] = settings.max_items_per_request
+        section = _manifest_section(settings, "forecast")
+        levels = section.get("interval_levels")
+        if levels:
+            forecast["levels"]["items"] = {"type": "number", "enum": sorted(float(lv) for lv in levels)}
+        series = props("SeriesIn")
+        series["values"]["maxItems"] = settings.max_series_values
+        if isinstance(section.get("min_window"), int):
+            series["values"]["minItems"] = section["min_window"]
+        if isinstance(section.get("horizon_max"), int):
+            series["horizon"]["maximum"] = section["horizon_max"]
+
+
 def describe_models(settings: Settings) -> str:
     """One line per served model, from its bundle's manifest."""
     lines = []
@@ -126,7 +202,9 @@ def _document(schema: dict[str, Any], settings: Settings) -> None:
             "REST inference for LSTM-family models with dynamic micro-batching. "
             "The models this instance serves (English text only for sentiment and NER):\n\n" + models
         )
-    schema.setdefault("components", {}).setdefault("schemas", {})[PROBLEM] = PROBLEM_SCHEMA
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components[PROBLEM] = PROBLEM_SCHEMA
+    _constrain(components, settings)
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})

@@ -108,6 +108,21 @@ def is_blank(text: str) -> bool:
     return all(c.isspace() or unicodedata.category(c) in _INVISIBLE_CATEGORIES for c in text)
 
 
+# The same rule as a JSON Schema `pattern` (a text matches when it has a visible character), for
+# the OpenAPI document: every character `is_blank` counts, as ranges. BMP characters are written
+# as \uXXXX (ECMA 262 and Python regexes read them alike), astral ones as themselves.
+# tests/test_messages.py rebuilds it from `is_blank` over all of Unicode and compares.
+VISIBLE_PATTERN = (
+    "[^"
+    "\\u0000-\\u0020\\u007f-\\u00a0\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890-\\u0891"
+    "\\u08e2\\u1680\\u180e\\u2000-\\u200f\\u2028-\\u202f\\u205f-\\u2064\\u2066-\\u206f"
+    "\\u3000\\ufeff\\ufff9-\\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f"
+    "]"
+)
+
+
 def clean_html_breaks(text: str) -> str:
     """IMDB reviews carry `<br />` tags; both training and serving replace them by spaces
     (same length is not kept: offsets are only reported by NER, which does not clean)."""

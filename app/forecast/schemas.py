@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from app.core.errors import invalid
 
@@ -25,10 +25,19 @@ _EXAMPLE: dict[str, Any] = {
 }  # fmt: skip
 
 
+# The model runs in float32 and squares deviations to standardise a window; beyond this the
+# squares would overflow float32 and the forecast would come back infinite.
+MAX_ABS_VALUE = 1e15
+# Documented bound of each value; `validation.prepare_series` enforces it with its own message.
+Value = Annotated[
+    float, WithJsonSchema({"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE})
+]
+
+
 class SeriesIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    values: list[float] = Field(description="The history, oldest first, evenly spaced.")
+    values: list[Value] = Field(description="The history, oldest first, evenly spaced.")
     horizon: int = Field(ge=1, description="Steps to forecast (at most the model's horizon_max).")
     frequency: str | None = Field(
         None,

@@ -12,11 +12,7 @@ import pandas as pd
 from app.core.errors import invalid
 from app.forecast.bundle import ForecastSection
 from app.forecast.calendar import CalendarError, parse_frequency, parse_timestamps
-from app.forecast.schemas import SeriesIn
-
-# The model runs in float32 and squares deviations to standardise a window; beyond this the
-# squares would overflow float32 and the forecast would come back infinite.
-MAX_ABS_VALUE = 1e15
+from app.forecast.schemas import MAX_ABS_VALUE, SeriesIn
 
 
 @dataclass(frozen=True)
