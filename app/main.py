@@ -64,7 +64,7 @@ def _load_services(
             "(expected <model>/<version>/manifest.json; "
             "set MODEL_DIR, or train with `python -m training.<model>`)"
         )
-    device = select_device(settings.device, settings.backend, Capabilities.probe())
+    capabilities = Capabilities.probe()
     services: dict[str, ModelService[Any, Any]] = {}
     for name in names:
         if name not in modules:
@@ -73,9 +73,9 @@ def _load_services(
         bundle = load_bundle(resolve_bundle_dir(settings.model_dir, name))
         if bundle.manifest.task != name:
             raise BundleError(f"{bundle.path}: manifest task is {bundle.manifest.task!r}, expected {name!r}")
-        backend = load_backend(
-            settings.backend, bundle, device, settings.threads_per_model, settings.precision_for(name)
-        )
+        kind = settings.backend_for(name)
+        device = select_device(settings.device, kind, capabilities)
+        backend = load_backend(kind, bundle, device, settings.threads_per_model, settings.precision_for(name))
         task = module.Task(bundle, backend)
         batcher: MicroBatcher[Any, Any] = MicroBatcher(
             name,

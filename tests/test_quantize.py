@@ -89,3 +89,9 @@ def test_per_model_precision_setting() -> None:
     settings = Settings(_env_file=None, precision="int8", model_precision={"ner": "float32"})  # type: ignore[call-arg]
     assert settings.precision_for("ner") == "float32"
     assert settings.precision_for("sentiment") == "int8"
+
+
+def test_per_model_backend_setting() -> None:
+    settings = Settings(_env_file=None, model_backend={"sentiment": "torchscript"})  # type: ignore[call-arg]
+    assert settings.backend_for("sentiment") == "torchscript"
+    assert settings.backend_for("ner") == "onnx"  # the global BACKEND

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
         "", description="Comma-separated models to serve; empty serves every bundle in MODEL_DIR."
     )
     backend: Literal["onnx", "torchscript"] = Field("onnx", description="Inference runtime.")
+    model_backend: dict[str, Literal["onnx", "torchscript"]] = Field(
+        default_factory=dict,
+        description='Per-model BACKEND as JSON, e.g. {"sentiment": "torchscript"}, where one runtime is '
+        "faster for that model's shapes.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where inference runs.")
     threads: int = Field(
         0, ge=0, description="Intra-op threads per model in each worker; 0: the cores split over the workers."
@@ -143,6 +148,9 @@ class Settings(BaseSettings):
     def threads_per_model(self) -> int:
         """Runtime threads per model in each worker: THREADS, or the cores split over the workers."""
         return threads_per_worker(self.threads, self.worker_count, usable_cpus())
+
+    def backend_for(self, model: str) -> Literal["onnx", "torchscript"]:
+        return self.model_backend.get(model, self.backend)
 
     def precision_for(self, model: str) -> Literal["auto", "float32", "int8"]:
         return self.model_precision.get(model, self.precision)
