@@ -27,6 +27,20 @@ def _num(x: Any, digits: int = 1) -> str:
     return f"{x:,.{digits}f}"
 
 
+def quantization(model_dir: Path, models: list[str]) -> dict[str, Any]:
+    """Each bundle's `quantization` section (None where it ships no int8 graph)."""
+    from app.core.bundle import BundleError, read_manifest, resolve_bundle_dir
+
+    out: dict[str, Any] = {}
+    for name in models:
+        try:
+            q = read_manifest(resolve_bundle_dir(model_dir, name)).quantization
+        except BundleError:
+            continue
+        out[name] = None if q is None else q.model_dump()
+    return out
+
+
 def bundle_summaries(model_dir: Path, models: list[str]) -> dict[str, str]:
     """`{model: "version: architecture summary"}` of the bundles the servers load."""
     from app.core.bundle import BundleError, read_manifest, resolve_bundle_dir
@@ -280,6 +294,32 @@ def overload_block(result: dict[str, Any]) -> str:
     )
 
 
+def quantization_table(result: dict[str, Any]) -> str:
+    rows = [
+        "INT8 dynamic quantisation (`python -m training.quantize MODEL`; figures from each bundle's "
+        "`quantization` section, accuracy on the full test split through the service's own pipeline, "
+        "speed model-only with one thread). `PRECISION=auto` serves int8 only where the drop is at most "
+        "0.2 points and the graph is faster.",
+        "",
+        "| Model | Metric (split) | float32 | int8 | change | speed-up, 1 item | speed-up, 32 items | "
+        "default | served in this run |",
+        "|---|---|--:|--:|--:|--:|--:|---|---|",
+    ]
+    served: dict[str, Any] = next(
+        (s.get("models", {}) for s in result["servers"] if s["framework"] == "lstm-serve"), {}
+    )
+    for name, q in (result.get("quantization") or {}).items():
+        if q is None:
+            rows.append(f"| {name} | (no int8 graph in the bundle) | | | | | | | float32 |")
+            continue
+        rows.append(
+            f"| {name} | {q['metric']} ({q['split']}) | {q['float32']:.2f} | {q['int8']:.2f} | "
+            f"{-q['drop_points']:+.2f} | {q['speedup_batch_1']:.2f}x | {q['speedup_batch_32']:.2f}x | "
+            f"{'yes' if q['default'] else 'no'} | {served.get(name, {}).get('precision', '-')} |"
+        )
+    return "\n".join(rows)
+
+
 def _other_load(result: dict[str, Any]) -> str:
     m = result["machine"]
     others = [c["other_cores"] for c in result["cells"]]
@@ -334,6 +374,10 @@ def results_markdown(result: dict[str, Any]) -> str:
             "## Ceilings and each server's share",
             "",
             ceilings_table(result),
+            "",
+            "## Quantisation",
+            "",
+            quantization_table(result),
             "",
             "## Memory and start-up (every process of each server)",
             "",

@@ -322,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
         "machine": mach | {"other_busy_processes_at_end": machine.other_busy_processes()},
         "bundles": report.bundle_summaries(opts.model_dir, models),
+        "quantization": report.quantization(opts.model_dir, models),
         "workloads": [
             {
                 "name": w.name,
