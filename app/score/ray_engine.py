@@ -136,7 +136,13 @@ def run_ray(
 
     # One actor per CPU does the work; reading a part and writing its answers are light, so their
     # tasks take no CPU slot (with one, they would wait for ever behind the actors).
-    ds = ray.data.read_datasource(PartsDatasource(job.input, source, index, job.part_size, todo), num_cpus=0)
+    # One block per part, and (batch_size=None) one batch per block: each actor call scores one
+    # whole part, the same rows in the same batches as the local engine, so the same numbers.
+    ds = ray.data.read_datasource(
+        PartsDatasource(job.input, source, index, job.part_size, todo),
+        num_cpus=0,
+        override_num_blocks=len(todo),
+    )
     settings = job.settings.model_dump(mode="json", exclude={"api_key"})
     scored = ds.map_batches(
         RayScorer,
@@ -148,7 +154,7 @@ def run_ray(
             "source": source,
             "part_size": job.part_size,
         },
-        batch_size=job.part_size,
+        batch_size=None,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=workers),
         num_cpus=1,
