@@ -72,8 +72,8 @@ def score_file(src: Path, out: Path, engine: str, log: Path) -> dict[str, Any]:
 
 
 def compare(a: Path, b: Path) -> dict[str, Any]:
-    """Same rows, ids and labels; the largest probability difference (the engines batch rows
-    differently; the model gives the same answer for a row whatever its batch)."""
+    """Whether two output files are byte for byte the same (both engines score a part in the same
+    batches), and else how far apart: rows whose id or label differ, largest probability gap."""
     rows_a = [json.loads(line) for line in a.open()]
     rows_b = [json.loads(line) for line in b.open()]
     assert len(rows_a) == len(rows_b), (len(rows_a), len(rows_b))
@@ -83,7 +83,19 @@ def compare(a: Path, b: Path) -> dict[str, Any]:
         for x, y in zip(rows_a, rows_b, strict=True)
         for k in x["probabilities"]
     )
-    return {"rows": len(rows_a), "label_or_id_mismatches": labels, "max_probability_diff": diff}
+    return {
+        "rows": len(rows_a),
+        "identical": a.read_bytes() == b.read_bytes(),
+        "label_or_id_mismatches": labels,
+        "max_probability_diff": diff,
+    }
+
+
+def training_running() -> list[str]:
+    """Training jobs on this machine: the benchmark never runs beside one (it would slow the
+    training down and measure the contention)."""
+    out = subprocess.run(["pgrep", "-af", "training"], capture_output=True, text=True, check=False).stdout
+    return [line for line in out.splitlines() if "pgrep" not in line and "bench.bulk" not in line]
 
 
 def http_grid(src: Path, model_dir: Path, workdir: Path) -> list[dict[str, Any]]:
@@ -156,8 +168,9 @@ def markdown(result: dict[str, Any]) -> str:
     same = result["same_answers"]
     lines += [
         "",
-        f"Local vs Ray engine: {same['rows']:,} rows, {same['label_or_id_mismatches']} label/id mismatches, "
-        f"largest probability difference {same['max_probability_diff']:.2e}.",
+        f"Local vs Ray engine: {same['rows']:,} rows, output files identical: {same['identical']} "
+        f"({same['label_or_id_mismatches']} label/id mismatches, largest probability difference "
+        f"{same['max_probability_diff']:.2e}).",
     ]
     if "big" in result:
         big = result["big"]
@@ -176,8 +189,9 @@ def markdown(result: dict[str, Any]) -> str:
         bs = big["same_answers"]
         lines += [
             "",
-            f"Same results: {bs['rows']:,} rows, {bs['label_or_id_mismatches']} label/id mismatches, "
-            f"largest probability difference {bs['max_probability_diff']:.2e}.",
+            f"Same results: {bs['rows']:,} rows, output files identical: {bs['identical']} "
+            f"({bs['label_or_id_mismatches']} label/id mismatches, largest probability difference "
+            f"{bs['max_probability_diff']:.2e}).",
         ]
     return "\n".join(lines) + "\n"
 
@@ -189,8 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=Path("/tmp/lstm-serve-bulk"))
     p.add_argument("--model-dir", type=Path, default=ROOT / "models")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "bulk.md")
-    p.add_argument("--force", action="store_true", help="run even while other processes use the CPU")
+    p.add_argument(
+        "--force", action="store_true", help="run even while other (non-training) processes use the CPU"
+    )
     args = p.parse_args(argv)
+    if training := training_running():
+        raise SystemExit("a training job is running; run the benchmark after it:\n  " + "\n  ".join(training))
     busy = other_busy_processes()
     if busy and not args.force:
         raise SystemExit(
