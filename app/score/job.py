@@ -60,6 +60,7 @@ class ScoreJob:
             "part_size": self.part_size,
             "model_version": read_manifest(bundle).version,
             "backend": self.settings.backend,
+            "precision": self.settings.precision_for(self.task),
             "limits": asdict(self.settings.input_limits),
         }
 
