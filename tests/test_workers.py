@@ -116,6 +116,9 @@ def test_request_over_capacity_is_refused_before_decode(echo_client: Any) -> Non
         assert "in flight" in refused.json()["detail"]
         assert [r.status_code for r in slow_answers] == [200, 200]
         assert client.post("/echo", json={"values": [[1.0]]}).json() == {"sums": [1.0]}
+        # refused at the door, before routing, yet counted under its endpoint
+        text = client.get("/metrics").text
+        assert _metric(text, "lstm_requests_total", endpoint="/echo", method="POST", status="503") == 1
 
 
 # ------------------------------------------------------------------------------- real processes

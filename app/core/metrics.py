@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -71,6 +72,25 @@ class Metrics:
             multiprocess_mode="livemin",
         )
         self.ready.set(0)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+
+    def request_done(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """One answered request. The labelled children are looked up once per (endpoint, method,
+        status) and kept: this runs for every request, on the event loop."""
+        key = (endpoint, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(endpoint, method, str(status)),
+                self.latency.labels(endpoint),
+                self.errors.labels(endpoint, str(status)) if status >= 400 else None,
+            )
+            self._children[key] = children
+        requests, latency, errors = children
+        requests.inc()
+        latency.observe(seconds)
+        if errors is not None:
+            errors.inc()
 
     # BatchObserver protocol (app.core.batching)
     def batch_done(self, model: str, size: int, padding_fraction: float, seconds: float) -> None:

@@ -77,6 +77,7 @@ class ServiceMiddleware:
         started = time.perf_counter()
         status = 500
         path = scope["path"]
+        refused = False
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -103,6 +104,7 @@ class ServiceMiddleware:
                 return
             refusal = self.door(path) if self.door is not None and scope["method"] == "POST" else None
             if refusal is not None:
+                refused = True
                 # Shed at the door: not even the body is read, let alone tokenised.
                 await _send_json(
                     send_wrapper, 503, {"detail": refusal, "request_id": rid}, [(b"retry-after", b"1")]
@@ -133,11 +135,9 @@ class ServiceMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(endpoint, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(endpoint).observe(elapsed)
-            if status >= 400:
-                self.metrics.errors.labels(endpoint, str(status)).inc()
+            # Refused at the door: no route was matched, but the path is the model's endpoint.
+            endpoint = getattr(route, "path", None) or (path if refused else "unmatched")
+            self.metrics.request_done(endpoint, scope["method"], status, elapsed)
             log.info(
                 "request",
                 extra={
