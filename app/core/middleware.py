@@ -138,15 +138,20 @@ class ServiceMiddleware:
             # Refused at the door: no route was matched, but the path is the model's endpoint.
             endpoint = getattr(route, "path", None) or (path if refused else "unmatched")
             self.metrics.request_done(endpoint, scope["method"], status, elapsed)
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": path,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            # Refusals at the door are counted in the metrics; one log line each would make an
+            # overloaded server spend on logging what it saves by refusing.
+            level = logging.DEBUG if refused else logging.INFO
+            if log.isEnabledFor(level):
+                log.log(
+                    level,
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": path,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
             request_id_var.reset(token)
 
     def _too_large(self, size: int) -> dict[str, Any]:
