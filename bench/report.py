@@ -320,6 +320,23 @@ def quantization_table(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def profile_block(result: dict[str, Any]) -> str:
+    profiles = result.get("profile")
+    if not profiles:
+        return "(not profiled in this run: `python -m bench --profile`)"
+    lines = []
+    for name, prof in profiles.items():
+        gil = ", ".join(f"{k} {v:.0%}" for k, v in prof["gil_by_category"].items() if v >= 0.01)
+        threads = "; ".join(
+            f"{kind} busy {t['busy_fraction']:.0%}" for kind, t in prof["threads_busy"].items()
+        )
+        lines.append(
+            f"- `{name}`, 64 connections, one worker: GIL held {prof['gil_busy_fraction']:.0%} of the "
+            f"time, by {gil}. Threads: {threads}."
+        )
+    return "\n".join(lines)
+
+
 def _other_load(result: dict[str, Any]) -> str:
     m = result["machine"]
     others = [c["other_cores"] for c in result["cells"]]
@@ -386,6 +403,10 @@ def results_markdown(result: dict[str, Any]) -> str:
             "## Overload",
             "",
             overload_block(result),
+            "",
+            "## Where one worker's time goes (py-spy)",
+            "",
+            profile_block(result),
             "",
             "## Where the CPU went, per cell",
             "",

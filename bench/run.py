@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from bench import ceiling, machine, report, targets, wrk
+from bench import ceiling, machine, profile, report, targets, wrk
 from bench.server import ServerConfig, machine_cpu_seconds
 from bench.workloads import Workload, build_workloads
 
@@ -48,6 +48,7 @@ class Options:
     ceiling: bool
     ceiling_seconds: float
     overload: bool
+    profile: bool
     pool: int
     models: list[str]
     model_dir: Path
@@ -71,6 +72,7 @@ def parse_args(argv: list[str]) -> Options:
     p.add_argument("--no-ceiling", action="store_true")
     p.add_argument("--ceiling-seconds", type=float, default=4.0)
     p.add_argument("--no-overload", action="store_true")
+    p.add_argument("--profile", action="store_true", help="py-spy one lstm-serve worker at 64 connections")
     p.add_argument("--pool", type=int, default=1000, help="distinct inputs per workload")
     p.add_argument("--models", default="sentiment,ner,forecast", help="models lstm-serve loads (MODELS)")
     p.add_argument("--model-dir", type=Path, default=REPO / "models")
@@ -88,6 +90,7 @@ def parse_args(argv: list[str]) -> Options:
         ceiling=not a.no_ceiling,
         ceiling_seconds=min(a.ceiling_seconds, 1.0) if quick else a.ceiling_seconds,
         overload=not a.no_overload and not quick,
+        profile=bool(a.profile),
         pool=min(a.pool, 200) if quick else a.pool,
         models=[x.strip() for x in a.models.split(",") if x.strip()],
         model_dir=a.model_dir.resolve(),
@@ -173,6 +176,41 @@ def run_target(
         if server.target.framework == "lstm-serve":
             info["models"] = httpx.get(f"{server.url}/models", timeout=10).json()
     return info, cells
+
+
+# ------------------------------------------------------------------------------------------ profile
+
+
+def run_profile(workloads: list[Workload], opts: Options, run_dir: Path, seconds: int = 6) -> dict[str, Any]:
+    """Where one lstm-serve worker's time goes at 64 connections: py-spy, all threads and the GIL
+    holder, for reviews and short texts (bench/profile.py folds the stacks into categories)."""
+    out: dict[str, Any] = {}
+    make = partial(targets.lstm_serve, opts.model_dir, config=ServerConfig(models=tuple(opts.models)))
+    with targets.started(make, run_dir / "server-profile.log") as server:
+        worker = next(
+            p
+            for p in targets.tree(server.proc.pid)
+            if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
+        )
+        for wl in workloads:
+            if wl.name not in ("sentiment-review", "sentiment-short"):
+                continue
+            log(f"profile: {wl.name}, 64 connections, worker {worker}, py-spy {seconds} s x2")
+            url = server.url + wl.endpoint
+            wrk.run(url, wl.bodies, 64, opts.warmup)
+            files = {k: run_dir / f"profile-{wl.name}-{k}.txt" for k in ("threads", "gil")}
+            load = threading.Thread(target=wrk.run, args=(url, wl.bodies, 64, 2 * seconds + 3))
+            load.start()
+            time.sleep(1)
+            profile.record(worker, files["threads"], seconds, 100, gil=False).wait(seconds + 30)
+            profile.record(worker, files["gil"], seconds, 100, gil=True).wait(seconds + 30)
+            load.join()
+            if all(f.exists() for f in files.values()):
+                out[wl.name] = profile.summarise(
+                    profile.parse_raw(files["threads"]), profile.parse_raw(files["gil"]), seconds, 100
+                )
+                log(f"  GIL busy {out[wl.name]['gil_busy_fraction']:.0%}")
+    return out
 
 
 # ----------------------------------------------------------------------------------------- overload
@@ -313,9 +351,15 @@ def main(argv: list[str] | None = None) -> int:
         servers.append(info)
         cells.extend(got)
 
-    overload = None
-    if opts.overload:
-        overload = run_overload(next(w for w in workloads if w.name == "sentiment-review"), opts, run_dir)
+    overload, profiles = None, None
+    try:  # a failure here must not lose the side-by-side figures already measured
+        if opts.overload:
+            overload = run_overload(next(w for w in workloads if w.name == "sentiment-review"), opts, run_dir)
+        if opts.profile:
+            profiles = run_profile(workloads, opts, run_dir)
+    except Exception as exc:
+        log(f"  FAILED: {exc}")
+        failures.append({"target": "overload/profile", "error": str(exc)})
 
     result: dict[str, Any] = {
         "command": "python -m bench " + " ".join(opts.argv),
@@ -338,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         "failures": failures,
         "cells": cells,
         "overload": overload,
+        "profile": profiles,
         "duration_s": time.perf_counter() - started,
     }
     result["targets"] = report.targets(result)
