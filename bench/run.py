@@ -299,6 +299,16 @@ def run_overload(wl: Workload, opts: Options, run_dir: Path, connections: int = 
 # --------------------------------------------------------------------------------------------- main
 
 
+def _guarded(failures: list[dict[str, str]], what: str, fn: Any, *args: Any) -> Any:
+    """`fn(*args)`, or None with the failure recorded: one broken part must not cost the rest."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        log(f"  FAILED ({what}): {exc}")
+        failures.append({"target": what, "error": str(exc)})
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(sys.argv[1:] if argv is None else list(argv))
     started = time.perf_counter()
@@ -317,9 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     workloads = build_workloads(opts.data_dir, opts.model_dir, models, opts.pool, multi=0)
 
     ceilings: dict[str, Any] | None = None
+    failures: list[dict[str, str]] = []
     if opts.ceiling:
         log(f"ceilings: {cores} processes x 1 thread, {opts.ceiling_seconds:.0f} s per phase")
-        ceilings = ceiling.measure_all(
+        ceilings = _guarded(
+            failures,
+            "ceilings",
+            ceiling.measure_all,
             opts.model_dir,
             # 500 inputs each: enough variety for steady figures, quick to tokenise up front
             [{"name": w.name, "model": w.model, "raw_items": w.raw_items[:500]} for w in workloads],
@@ -327,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             opts.ceiling_seconds,
             ServerConfig().max_batch_size,
         )
-        for name, w in ceilings["workloads"].items():
+        for name, w in (ceilings or {"workloads": {}})["workloads"].items():
             log(f"  {name:<17} model {w['model']:8.1f} items/s   pipeline {w['pipeline']:8.1f} items/s")
 
     shipped = ServerConfig(models=tuple(models))
@@ -340,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     if opts.only:
         makers = [m for m in makers if m(0).name in opts.only or m(0).framework in opts.only]
-    servers, cells, failures = [], [], []
+    servers, cells = [], []
     for make in makers:
         try:
             info, got = run_target(make, workloads, opts, run_dir)
