@@ -55,8 +55,9 @@ class ModelService(Generic[RequestT, ResponseT]):
 
     async def handle(self, body: RequestT, limits: InputLimits) -> ResponseT:
         """One request through the task's pipeline: admission (503 at once when the model has
-        MAX_QUEUE_SIZE items in flight, before any work), decode (off the event loop: tokenising
-        long texts would stall it), predict through the shared batcher, encode."""
+        MAX_QUEUE_SIZE items in flight, before any work), decode (in a decode thread, unless the
+        request is small enough to tokenise on the event loop: long texts would stall it),
+        predict through the shared batcher, encode."""
         with self.batcher.admit(self.task.request_size(body)):
             cost = self.task.decode_cost(body)
             if cost is not None and cost <= INLINE_DECODE_COST:
