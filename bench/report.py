@@ -218,23 +218,26 @@ def ceilings_table(result: dict[str, Any]) -> str:
     c = result.get("ceilings")
     if not c:
         return "(ceilings not measured in this run)"
+    names = [s["name"] for s in result["servers"]]
     rows = [
         f"All-core ceilings: {c['processes']} processes x {c['threads_per_process']} ONNX Runtime thread, "
         "in-process, no HTTP, batches of 32 cut by the batcher's length grouping; items/s summed over "
-        "the processes, measured at the same time.",
+        "the processes, measured at the same time, with the graph lstm-serve serves (the peers serve "
+        "the float32 graph). Then each server's req/s at 64 connections and its share of the pipeline "
+        "ceiling.",
         "",
-        "| Workload | Graph | Model only | Pipeline (decode + model) | lstm-serve at 64 conns | its share | "
-        "best peer at 64 | its share |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        "| Workload | Graph | Model only | Pipeline (decode + model) | " + " | ".join(names) + " |",
+        "|---|---|--:|--:|" + "--:|" * len(names),
     ]
     for name, w in c["workloads"].items():
-        mine, best = _cell(result, "lstm-serve", name, 64), best_peer(result, name, 64)
-        mine_share = f"{mine['rps'] / w['pipeline']:.0%}" if mine else "-"
-        best_share = f"{best['rps'] / w['pipeline']:.0%}" if best else "-"
-        best_text = f"{_num(best['rps'])} ({best['target']})" if best else "-"
+        shares = []
+        for server in names:
+            cell = _cell(result, server, name, 64)
+            shares.append(f"{_num(cell['rps'])} ({cell['rps'] / w['pipeline']:.0%})" if cell else "-")
         rows.append(
             f"| {name} | {w['precision']} | {_num(w['model'])} | {_num(w['pipeline'])} | "
-            f"{_num(mine['rps']) if mine else '-'} | {mine_share} | {best_text} | {best_share} |"
+            + " | ".join(shares)
+            + " |"
         )
     return "\n".join(rows)
 
