@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from app.core.errors import invalid
 
@@ -34,11 +34,19 @@ Value = Annotated[
 ]
 
 
+def _integral(value: Any) -> Any:
+    # JSON Schema counts 27.0 as an integer; strict validation alone would refuse it.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Integer = Annotated[int, BeforeValidator(_integral)]
+
+
 class SeriesIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     values: list[Value] = Field(description="The history, oldest first, evenly spaced.")
-    horizon: int = Field(ge=1, description="Steps to forecast (at most the model's horizon_max).")
+    horizon: Integer = Field(ge=1, description="Steps to forecast (at most the model's horizon_max).")
     frequency: str | None = Field(
         None,
         description='pandas offset alias of the spacing ("D", "h", "MS", "W", "30min"); '
