@@ -198,3 +198,22 @@ def test_visible_pattern_is_is_blank_over_all_of_unicode() -> None:
     visible = re.compile(VISIBLE_PATTERN)
     for text in ["", " \t", "\u200b", "a", "\u200ba", "\x00", "\U000e0001", "Zürich", "東京"]:
         assert (visible.search(text) is None) == is_blank(text), repr(text)
+
+
+def test_readme_names_the_real_fields_and_limits() -> None:
+    """The README's request notes use the names the code uses: every request field, and the
+    forecast bundle fields (min_window, horizon_max) behind the limits it states."""
+    from app.forecast.bundle import ForecastSection
+    from app.forecast.schemas import ForecastRequest, SeriesIn
+    from app.ner.schemas import NerRequest
+    from app.sentiment.schemas import SentimentRequest
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for model in (SentimentRequest, NerRequest, ForecastRequest, SeriesIn):
+        for field in model.model_fields:
+            assert f"`{field}`" in readme, f"README does not mention {model.__name__}.{field}"
+    for field in ("min_window", "horizon_max"):
+        assert field in ForecastSection.model_fields
+        assert f"`{field}`" in readme
+    assert "max_horizon" not in readme  # the name the README once used, which no code has
+    assert "English text only" in readme
