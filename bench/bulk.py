@@ -133,6 +133,14 @@ def http_grid(src: Path, model_dir: Path, workdir: Path) -> list[dict[str, Any]]
     return cells
 
 
+def _same(same: dict[str, Any]) -> str:
+    return (
+        f"{same['rows']:,} rows, output files identical: {same['identical']} "
+        f"({same['label_or_id_mismatches']} label/id mismatches, largest probability difference "
+        f"{same['max_probability_diff']:.2e})"
+    )
+
+
 def markdown(result: dict[str, Any]) -> str:
     m = result["machine"]
     lines = [
@@ -142,64 +150,63 @@ def markdown(result: dict[str, Any]) -> str:
         "unlabelled reviews, average about 1,300 characters) with the sentiment model three ways. The",
         "bulk rows are the real command (`python -m app.score`) in a subprocess, wall clock from start",
         "to exit, so model loading (and Ray start-up and actor loading) is included; the HTTP rows",
-        "drive a real `python -m app` server over loopback and time the measured phase only.",
+        "drive a real `python -m app` server (shipped settings) over loopback and time the measured",
+        "phase only.",
         "",
         f"Machine: {one_line(m)}.",
         f"Other busy processes at start: {', '.join(m['other_busy_processes_at_start']) or 'none'}.",
-        "",
-        f"## {result['rows']:,} reviews",
-        "",
-        "| path | settings | items/s | wall s | notes |",
-        "|---|---|--:|--:|---|",
     ]
-    for name, s in (("bulk, local engine", result["local"]), ("bulk, Ray engine", result["ray"])):
-        lines.append(
-            f"| {name} | {s['engine']}, batch 32, parts of 2048 | {s['items_per_s']:.1f} "
-            f"| {s['wall_s']:.1f} | {s['ok']:,} ok, {s['errors']} errors; "
-            f"progress bar shown: {s['progress_shown']} |"
-        )
-    best = max(result["http"], key=lambda c: c["items_per_s"])
-    for c in result["http"]:
-        mark = " **(best)**" if c is best else ""
-        lines.append(
-            f"| HTTP service{mark} | {c['concurrency']} clients x {c['per_request']} review(s) per request | "
-            f"{c['items_per_s']:.1f} | {c['wall_s']:.1f} | {c['items']:,} items, {c['errors']} errors |"
-        )
-    same = result["same_answers"]
-    lines += [
-        "",
-        f"Local vs Ray engine: {same['rows']:,} rows, output files identical: {same['identical']} "
-        f"({same['label_or_id_mismatches']} label/id mismatches, largest probability difference "
-        f"{same['max_probability_diff']:.2e}).",
-    ]
+    if "stopped" in result:
+        lines += ["", f"**Stopped early**: {result['stopped']}"]
     if "big" in result:
         big = result["big"]
         lines += [
             "",
-            f"## End to end: {big['local']['rows']:,} reviews",
+            f"## End to end: {result['big_rows']:,} reviews, both engines",
             "",
             "| engine | wall s | items/s | ok | errors | progress bar shown |",
             "|---|--:|--:|--:|--:|---|",
         ]
-        for s in (big["local"], big["ray"]):
+        for s in (big[e] for e in ("local", "ray") if e in big):
             lines.append(
                 f"| {s['engine']} | {s['wall_s']:.1f} | {s['items_per_s']:.1f} | {s['ok']:,} "
                 f"| {s['errors']} | {s['progress_shown']} |"
             )
-        bs = big["same_answers"]
+        if "same_answers" in big:
+            lines += ["", f"Local vs Ray: {_same(big['same_answers'])}."]
+    if "local" in result:
         lines += [
             "",
-            f"Same results: {bs['rows']:,} rows, output files identical: {bs['identical']} "
-            f"({bs['label_or_id_mismatches']} label/id mismatches, largest probability difference "
-            f"{bs['max_probability_diff']:.2e}).",
+            f"## {result['rows']:,} reviews, three ways",
+            "",
+            "| path | settings | items/s | wall s | notes |",
+            "|---|---|--:|--:|---|",
         ]
+        for name, s in (("bulk, local engine", result.get("local")), ("bulk, Ray engine", result.get("ray"))):
+            if s is not None:
+                lines.append(
+                    f"| {name} | {s['engine']}, batch 32, parts of 2048 | {s['items_per_s']:.1f} "
+                    f"| {s['wall_s']:.1f} | {s['ok']:,} ok, {s['errors']} errors; "
+                    f"progress bar shown: {s['progress_shown']} |"
+                )
+        cells = result.get("http", [])
+        best = max(cells, key=lambda c: c["items_per_s"]) if cells else None
+        for c in cells:
+            mark = " **(best)**" if c is best else ""
+            lines.append(
+                f"| HTTP service{mark} | {c['concurrency']} clients x {c['per_request']} review(s) per "
+                f"request | {c['items_per_s']:.1f} | {c['wall_s']:.1f} | {c['items']:,} items, "
+                f"{c['errors']} errors |"
+            )
+        if "same_answers" in result:
+            lines += ["", f"Local vs Ray engine: {_same(result['same_answers'])}."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.bulk", description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=10_000, help="reviews in the file all three paths score")
-    p.add_argument("--big", type=int, default=0, help="also score a file this large with both engines")
+    p.add_argument("--big", type=int, default=0, help="first, score a file this large with both engines")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/lstm-serve-bulk"))
     p.add_argument("--model-dir", type=Path, default=ROOT / "models")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "bulk.md")
@@ -217,20 +224,36 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["MODEL_DIR"] = str(args.model_dir)
     w = args.workdir
     w.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"machine": describe(ROOT), "rows": args.rows}
-    src = build_reviews(w / f"reviews-{args.rows}.jsonl", args.rows)
-    for engine in ("local", "ray"):
-        result[engine] = score_file(src, w / f"{engine}.jsonl", engine, w / f"{engine}.log")
-        print(f"  {engine}: {result[engine]['items_per_s']:.1f} items/s", file=sys.stderr)
-    result["same_answers"] = compare(w / "local.jsonl", w / "ray.jsonl")
-    result["http"] = http_grid(src, args.model_dir, w)
+    result: dict[str, Any] = {"machine": describe(ROOT), "rows": args.rows, "big_rows": args.big}
+
+    def save() -> None:
+        (w / "bulk.json").write_text(json.dumps(result, indent=1, default=str))
+        args.out.write_text(markdown(result))
+
+    def stop_for_training() -> bool:
+        """Between stages: a training job that started meanwhile ends the benchmark (saved so far)."""
+        if training := training_running():
+            result["stopped"] = f"a training job started ({training[0][:80]}); later stages not run."
+        save()
+        return bool(training)
+
+    stages: list[tuple[str, Path, str, Path]] = []
     if args.big:
         big_src = build_reviews(w / f"reviews-{args.big}.jsonl", args.big)
-        big = {e: score_file(big_src, w / f"big-{e}.jsonl", e, w / f"big-{e}.log") for e in ("local", "ray")}
-        big["same_answers"] = compare(w / "big-local.jsonl", w / "big-ray.jsonl")
-        result["big"] = big
-    (w / "bulk.json").write_text(json.dumps(result, indent=1, default=str))
-    args.out.write_text(markdown(result))
+        stages += [("big", big_src, e, w / f"big-{e}.jsonl") for e in ("local", "ray")]
+    src = build_reviews(w / f"reviews-{args.rows}.jsonl", args.rows)
+    stages += [("grid", src, e, w / f"{e}.jsonl") for e in ("local", "ray")]
+    for stage, path, engine, out in stages:
+        summary = score_file(path, out, engine, out.with_suffix(".log"))
+        print(f"  {stage} {engine}: {summary['items_per_s']:.1f} items/s", file=sys.stderr)
+        target = result.setdefault("big", {}) if stage == "big" else result
+        target[engine] = summary
+        if engine == "ray":
+            target["same_answers"] = compare(out.with_name(out.name.replace("ray", "local")), out)
+        if stop_for_training():
+            return 1
+    result["http"] = http_grid(src, args.model_dir, w)
+    save()
     print(args.out.read_text())
     return 0
 
