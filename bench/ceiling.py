@@ -6,7 +6,9 @@ Per workload, items/s over all processes:
 - `model`: prepared items straight through the Task's `predict_batch`, MAX_BATCH_SIZE per batch
   cut by the batcher's own length grouping, i.e. the model calls a server with full batches makes;
 - `pipeline`: the same plus preparation, each raw input decoded as its own one-item request
-  through the task's public `decode` (tokenising), as the server does per request.
+  through the task's public `decode` (tokenising), as the server does per request;
+- `model_torchscript`: `model` on TorchScript (where torch is installed), to pick the runtime per
+  model (MODEL_BACKEND).
 
 `python -m bench.ceiling SPEC OUT INDEX` is one such process; `measure_all` runs them.
 """
@@ -46,6 +48,20 @@ def _grouped_calls(task: Any, items: list[Any], ratio: float) -> None:
         task.predict_batch([items[i] for i in group])
 
 
+def _torchscript_task(tasks: dict[str, Any], model: str, model_dir: Path, threads: int) -> Any:
+    key = f"{model}/torchscript"
+    if key not in tasks:
+        try:
+            bundle = load_bundle(resolve_bundle_dir(model_dir, model))
+            backend = load_backend("torchscript", bundle, "cpu", threads)
+        except Exception:  # torch missing (light install) or no TorchScript artifact
+            tasks[key] = None
+        else:
+            tasks[key] = importlib.import_module(TASK_PACKAGES[model]).Task(bundle, backend)
+            tasks[key].predict_batch(tasks[key].warmup_items())
+    return tasks[key]
+
+
 def measure(spec: dict[str, Any], index: int) -> dict[str, Any]:
     settings = Settings(_env_file=None)  # shipped limits and precision, as the server
     model_dir = Path(spec["model_dir"])
@@ -68,18 +84,22 @@ def measure(spec: dict[str, Any], index: int) -> dict[str, Any]:
         items = [item for x in raw for item in prepare([x])]
         _grouped_calls(task, items[:batch], ratio)  # runtime warm-up at full batch size
         result: dict[str, Any] = {"precision": task.backend.precision}
-        for phase in ("model", "pipeline"):
+        # The same model calls on TorchScript, float32: which runtime is faster for this model
+        # (MODEL_BACKEND). Skipped where torch is not installed (it is an extra).
+        other = _torchscript_task(tasks, model, model_dir, int(spec["threads"]))
+        phases = [("model", task), ("pipeline", task)] + ([("model_torchscript", other)] if other else [])
+        for phase, runner in phases:
             _barrier(folder, f"{wl['name']}-{phase}", index, parties)
             done, i = 0, 0
             started = time.perf_counter()
             while time.perf_counter() - started < seconds:
                 idx = [(i + k) % len(raw) for k in range(batch)]
                 i += batch
-                if phase == "model":
-                    chunk = [items[j % len(items)] for j in idx]
-                else:
+                if phase == "pipeline":
                     chunk = [item for j in idx for item in prepare([raw[j]])]
-                _grouped_calls(task, chunk, ratio)
+                else:
+                    chunk = [items[j % len(items)] for j in idx]
+                _grouped_calls(runner, chunk, ratio)
                 done += batch
             result[phase] = done / (time.perf_counter() - started)
         out[wl["name"]] = result
@@ -129,6 +149,11 @@ def measure_all(
             "precision": parts[0][name]["precision"],
             "model": sum(p[name]["model"] for p in parts),
             "pipeline": sum(p[name]["pipeline"] for p in parts),
+            "model_torchscript": (
+                sum(p[name]["model_torchscript"] for p in parts)
+                if all("model_torchscript" in p[name] for p in parts)
+                else None
+            ),
             "model_per_process": [p[name]["model"] for p in parts],
             "pipeline_per_process": [p[name]["pipeline"] for p in parts],
         }

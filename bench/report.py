@@ -226,8 +226,10 @@ def ceilings_table(result: dict[str, Any]) -> str:
         "the float32 graph). Then each server's req/s at 64 connections and its share of the pipeline "
         "ceiling.",
         "",
-        "| Workload | Graph | Model only | Pipeline (decode + model) | " + " | ".join(names) + " |",
-        "|---|---|--:|--:|" + "--:|" * len(names),
+        "| Workload | Graph | Model only | Model only, TorchScript | Pipeline (decode + model) | "
+        + " | ".join(names)
+        + " |",
+        "|---|---|--:|--:|--:|" + "--:|" * len(names),
     ]
     for name, w in c["workloads"].items():
         shares = []
@@ -235,9 +237,8 @@ def ceilings_table(result: dict[str, Any]) -> str:
             cell = _cell(result, server, name, 64)
             shares.append(f"{_num(cell['rps'])} ({cell['rps'] / w['pipeline']:.0%})" if cell else "-")
         rows.append(
-            f"| {name} | {w['precision']} | {_num(w['model'])} | {_num(w['pipeline'])} | "
-            + " | ".join(shares)
-            + " |"
+            f"| {name} | {w['precision']} | {_num(w['model'])} | {_num(w.get('model_torchscript'))} | "
+            f"{_num(w['pipeline'])} | " + " | ".join(shares) + " |"
         )
     return "\n".join(rows)
 
