@@ -149,7 +149,7 @@ def run_panel(p: Page, panel: str) -> None:
 def test_playground_panels_answer_and_draw(page: tuple[Page, Recorder], server: str) -> None:
     p, recorder = page
     p.goto(server + "/")
-    expect(p.locator("#service-status")).to_contain_text("ready")
+    expect(p.locator("#service-status")).to_have_text(re.compile(r"^ready: "))
     expect(p.locator("#link-docs")).to_have_attribute("href", "docs")
 
     run_panel(p, "sentiment")
