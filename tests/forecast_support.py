@@ -4,34 +4,47 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from training.forecast.export import export
+from app.forecast import preprocess
+from app.forecast.conformal import LEVELS, POOLED, IntervalTable
+from training.forecast.export import MIN_WINDOW, export
 from training.forecast.model import Forecaster
 
-MIN_WINDOW = 4
-MAX_WINDOW = 32
+MAX_WINDOW = 16
 HORIZON_MAX = 6
-# More lags than the shortest histories have, so the clamped look-back path is exercised too.
-SKIP_LAGS = 10
+__all__ = ["HORIZON_MAX", "MAX_WINDOW", "MIN_WINDOW", "tiny_intervals", "tiny_model", "write_tiny_bundle"]
 
 
 def tiny_model(seed: int = 0) -> Forecaster:
     torch.manual_seed(seed)
-    model = Forecaster(hidden=8, layers=2, horizon_max=HORIZON_MAX, skip_lags=SKIP_LAGS)
+    model = Forecaster(preprocess.N_STATIC, hidden=8, layers=1, horizon_max=HORIZON_MAX)
     model.eval()
     return model
+
+
+def tiny_intervals() -> IntervalTable:
+    """Error quantiles growing with the level and the step; a separate table for m = 12 so the
+    class lookup is exercised."""
+    steps = np.arange(1, 4, dtype=np.float64)
+    table = {}
+    for cls, width in ((POOLED, 1.0), ("12", 0.5)):
+        table[cls] = {lv: (-width * k * steps, width * k * steps) for k, lv in enumerate(LEVELS, start=1)}
+    return IntervalTable(table)
 
 
 def write_tiny_bundle(model_dir: Path, seed: int = 0) -> tuple[Forecaster, Path]:
     model = tiny_model(seed)
     path = export(
         model,
-        min_window=MIN_WINDOW,
         max_window=MAX_WINDOW,
+        theta_weights={"default": 0.5, "1": 0.25},
+        intervals=tiny_intervals(),
         version="0.0.1",
         model_dir=model_dir,
-        headline={"metric": "mean MASE", "value": 1.0, "split": "none (random weights)"},
+        architecture={"name": "tiny test forecaster", **model.config()},
+        headline={"metric": "M3 sMAPE", "value": 99.0, "split": "none (random weights)"},
         metrics={},
         data={"note": "random weights for tests"},
     )

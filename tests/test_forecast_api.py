@@ -51,26 +51,26 @@ def _assert_422(response: Any, loc_tail: list[Any], words: str) -> None:
     assert any(d["loc"][-len(loc_tail) :] == loc_tail and words in d["msg"] for d in detail), detail
 
 
-def test_round_trip_shape_and_ordering(client: TestClient) -> None:
-    body = {"series": [_series(20, 3), _series(MIN_WINDOW, HORIZON_MAX)], "levels": [80, 95]}
+def test_round_trip_shape_ordering_and_nesting(client: TestClient) -> None:
+    body = {"series": [_series(20, 3), _series(MIN_WINDOW, HORIZON_MAX)], "levels": [50, 80, 95]}
     r = _post(client, body)
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["model"] == "forecast"
+    assert out["interval_levels"] == [50.0, 80.0, 95.0]
     assert [len(f["point"]) for f in out["forecasts"]] == [3, HORIZON_MAX]
     for f in out["forecasts"]:
-        assert [i["level"] for i in f["intervals"]] == [80, 95]
+        assert [i["level"] for i in f["intervals"]] == [50, 80, 95]
         point = np.array(f["point"])
-        i80, i95 = (
-            (np.array(i["lower"]) for i in f["intervals"]),
-            (np.array(i["upper"]) for i in f["intervals"]),
-        )
-        lo80, lo95 = i80
-        hi80, hi95 = i95
+        lo50, lo80, lo95 = (np.array(i["lower"]) for i in f["intervals"])
+        hi50, hi80, hi95 = (np.array(i["upper"]) for i in f["intervals"])
         assert np.all(lo95 <= lo80)
-        assert np.all(lo80 <= point)
-        assert np.all(point <= hi80)
+        assert np.all(lo80 <= lo50)
+        assert np.all(lo50 <= point)
+        assert np.all(point <= hi50)
+        assert np.all(hi50 <= hi80)
         assert np.all(hi80 <= hi95)
+        assert np.all(hi95 - lo95 > 0)
         assert f["timestamps"] is None
         assert f["history_truncated"] is False
 
@@ -87,18 +87,62 @@ def test_constant_series(client: TestClient) -> None:
     r = _post(client, {"series": [{"values": [4.2] * 30, "horizon": 4}]})
     assert r.status_code == 200, r.text
     f = r.json()["forecasts"][0]
-    np.testing.assert_allclose(f["point"], 4.2, rtol=1e-3)
+    # random weights: only finiteness; the shipped model's flat answer is tested in test_forecast_quality
+    assert all(np.isfinite(v) for v in f["point"])
     assert all(np.isfinite(v) for i in f["intervals"] for v in i["lower"] + i["upper"])
+    zeros = _post(client, {"series": [{"values": [0.0] * 12 + [-1.0, 1.0], "horizon": 2}]})
+    assert zeros.status_code == 200, zeros.text
 
 
-def test_long_history_uses_last_window(client: TestClient) -> None:
-    long = _series(MAX_WINDOW + 50, 2)
-    tail = {"values": long["values"][-MAX_WINDOW:], "horizon": 2}
-    f_long = _post(client, {"series": [long]}).json()["forecasts"][0]
-    f_tail = _post(client, {"series": [tail]}).json()["forecasts"][0]
-    assert f_long["history_used"] == MAX_WINDOW
-    assert f_long["history_truncated"] is True
-    np.testing.assert_allclose(f_long["point"], f_tail["point"], rtol=1e-6)
+def test_long_history_is_all_used(client: TestClient) -> None:
+    f = _post(client, {"series": [_series(MAX_WINDOW + 50, 2)]}).json()["forecasts"][0]
+    assert f["history_used"] == MAX_WINDOW + 50
+    assert f["history_truncated"] is False
+
+
+def test_short_history_gets_a_forecast(client: TestClient) -> None:
+    r = _post(client, {"series": [{"values": [5.0, 6.0, 5.5, 6.5, 7.0, 6.8, 7.4], "horizon": HORIZON_MAX}]})
+    assert r.status_code == 200, r.text
+    f = r.json()["forecasts"][0]
+    assert len(f["point"]) == HORIZON_MAX
+    assert all(np.isfinite(f["point"]))
+
+
+@pytest.mark.parametrize(
+    ("extra", "length", "source"),
+    [
+        ({"seasonality": 4}, 4, "seasonality"),
+        ({"seasonality": 4, "frequency": "MS"}, 4, "seasonality"),  # the explicit field wins
+        ({"frequency": "MS"}, 12, "frequency"),
+        ({"frequency": "h"}, 24, "frequency"),
+        (
+            {"timestamps": [f"2024-03-{1 + i // 24:02d}T{i % 24:02d}:00:00" for i in range(40)]},
+            24,
+            "timestamps",
+        ),
+        ({}, 1, "estimated"),  # a slow sine is no season
+    ],
+)
+def test_answer_names_the_season_length_and_its_source(
+    client: TestClient, extra: dict[str, Any], length: int, source: str
+) -> None:
+    f = _post(client, {"series": [_series(40, 2, **extra)]}).json()["forecasts"][0]
+    assert (f["season_length"], f["season_source"]) == (length, source)
+    assert isinstance(f["deseasonalised"], bool)
+
+
+def test_estimated_season_of_a_seasonal_series(client: TestClient) -> None:
+    values = [50 + 10 * np.sin(2 * np.pi * i / 7) + 0.1 * i for i in range(70)]
+    f = _post(client, {"series": [{"values": values, "horizon": 3}]}).json()["forecasts"][0]
+    assert (f["season_length"], f["season_source"], f["deseasonalised"]) == (7, "estimated", True)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 1.5, "12", 10**6, True])
+def test_bad_seasonality_is_422_naming_the_field(client: TestClient, bad: Any) -> None:
+    _assert_422(
+        _post(client, {"series": [_series(20, 2, seasonality=bad)]}), ["series", 0, "seasonality"], ""
+    )
+    assert _post(client, {"series": [_series()]}).status_code == 200
 
 
 def test_timestamps_with_frequency_and_inferred(client: TestClient) -> None:
@@ -146,7 +190,7 @@ def test_non_finite_anywhere_is_422_not_500(client: TestClient, raw: str, loc: l
 @pytest.mark.parametrize(
     ("series", "loc_tail", "words"),
     [
-        ({"values": [1.0, 2.0], "horizon": 1}, ["values"], "too short"),
+        ({"values": [1.0, 2.0], "horizon": 1}, ["values"], f"at least {MIN_WINDOW} values"),
         (_series(20, HORIZON_MAX + 1), ["horizon"], f"between 1 and {HORIZON_MAX}"),
         (_series(20, 0), ["horizon"], "greater than or equal to 1"),
         (_series(501, 2), ["values"], "at most 500"),
@@ -166,6 +210,7 @@ def test_invalid_series_422_then_still_serves(
 
 def test_unsupported_level_and_too_many_series(client: TestClient) -> None:
     _assert_422(_post(client, {"series": [_series()], "levels": [80, 99]}), ["levels", 1], "unsupported")
+    _assert_422(_post(client, {"series": [_series()], "levels": [90]}), ["levels", 0], "[50.0, 80.0, 95.0]")
     _assert_422(_post(client, {"series": [_series()] * 5}), ["series"], "at most 4")
     assert _post(client, {"series": [_series()], "levels": [50]}).status_code == 200
 
@@ -176,29 +221,8 @@ def test_models_listing_hides_per_series(client: TestClient) -> None:
     assert info["preprocessing"]["min_window"] == MIN_WINDOW
 
 
-@pytest.mark.skipif(
-    not (SHIPPED / "forecast").is_dir(),
-    reason="models/forecast/ not trained yet (python -m training.forecast)",
-)
-def test_shipped_bundle_round_trip() -> None:
-    settings = Settings(_env_file=None, model_dir=SHIPPED, models="forecast")  # type: ignore[call-arg]
-    with TestClient(create_app(settings, task_packages=FORECAST_ONLY)) as c:
-        manifest = c.get("/models").json()["forecast"]["manifest"]
-        assert manifest["headline"]["metric"] == "mean MASE"
-        season = [100.0 + 10 * np.sin(2 * np.pi * i / 12) for i in range(96)]
-        r = c.post("/forecast", json={"series": [{"values": season, "horizon": 12}], "levels": [80, 95]})
-        assert r.status_code == 200, r.text
-        f = r.json()["forecasts"][0]
-        truth = np.array([100.0 + 10 * np.sin(2 * np.pi * i / 12) for i in range(96, 108)])
-        # a clean seasonal signal: the trained model must beat a flat forecast by a wide margin
-        assert np.mean(np.abs(np.array(f["point"]) - truth)) < 0.5 * np.mean(np.abs(season[-1] - truth))
-        for i in f["intervals"]:
-            assert np.all(np.array(i["lower"]) <= np.array(f["point"]))
-            assert np.all(np.array(f["point"]) <= np.array(i["upper"]))
-
-
 def test_torchscript_backend_serves_the_same_forecast(client: TestClient, tiny_dir: Path) -> None:
-    body = {"series": [_series(30, 4), _series(7, 4)], "levels": [95]}
+    body = {"series": [_series(30, 4), _series(7, 4, seasonality=12)], "levels": [95]}
     via_onnx = client.post("/forecast", json=body).json()["forecasts"]
     settings = Settings(_env_file=None, model_dir=tiny_dir, models="forecast", backend="torchscript")  # type: ignore[call-arg]
     with TestClient(create_app(settings, task_packages=FORECAST_ONLY)) as ts_client:

@@ -178,7 +178,7 @@ def _set(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
         ("ner", _set("char_vocab_size", 3), "preprocessing.char_vocab_size"),
         ("ner", _set("pad_id", 2), "preprocessing.pad_id"),
         ("forecast", _set("horizon_max", "many"), "preprocessing.horizon_max"),
-        ("forecast", _set("quantile_levels", [0.1, 0.9]), "quantile_levels"),
+        ("forecast", _set("theta_weights", {"12": 0.5}), "theta_weights"),
         ("forecast", _drop("min_window"), "preprocessing.min_window"),
     ],
 )

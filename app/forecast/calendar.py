@@ -85,3 +85,50 @@ def future_timestamps(
     except (OverflowError, pd.errors.OutOfBoundsDatetime):
         raise CalendarError(f"the forecast would be dated past {DATE_RANGE.split()[-1]}") from None
     return [s.isoformat() for s in steps], offset.freqstr
+
+
+def season_of_offset(offset: pd.DateOffset) -> int:
+    """The season length a spacing implies: the number of steps in the next longer natural cycle
+    (hours and sub-daily steps: a day; days: a week; business days: a week of 5; weeks: a year
+    of 52; months: a year; quarters: a year). 1 when there is none (years) or the step does not
+    divide the cycle evenly."""
+    n = max(int(getattr(offset, "n", 1)), 1)
+    if isinstance(offset, pd.offsets.Tick):
+        step = pd.Timedelta(offset)
+        day = pd.Timedelta(days=1)
+        if step < day:
+            ratio = day / step
+            return int(ratio) if float(ratio).is_integer() else 1
+        return {day: 7, 7 * day: 52}.get(step, 1)
+    if isinstance(offset, pd.offsets.BusinessDay):
+        return 5 if n == 1 else 1
+    if isinstance(offset, pd.offsets.Day):  # pandas >= 3 no longer counts Day as a Tick
+        return {1: 7, 7: 52}.get(n, 1)
+    if isinstance(offset, pd.offsets.Week):
+        return 52 if n == 1 else 1
+    per_year = {
+        pd.offsets.MonthBegin: 12,
+        pd.offsets.MonthEnd: 12,
+        pd.offsets.BusinessMonthBegin: 12,
+        pd.offsets.BusinessMonthEnd: 12,
+        pd.offsets.SemiMonthBegin: 24,
+        pd.offsets.SemiMonthEnd: 24,
+        pd.offsets.QuarterBegin: 4,
+        pd.offsets.QuarterEnd: 4,
+        pd.offsets.BQuarterBegin: 4,
+        pd.offsets.BQuarterEnd: 4,
+    }
+    for kind, count in per_year.items():
+        if isinstance(offset, kind):
+            return count // n if count % n == 0 and count // n > 1 else 1
+    return 1
+
+
+def inferred_offset(index: pd.DatetimeIndex) -> pd.DateOffset | None:
+    """pandas' inferred spacing of regular timestamps (None when irregular or too few)."""
+    if len(index) < 3:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        inferred = pd.infer_freq(index)
+    return to_offset(inferred) if inferred is not None else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
@@ -19,15 +19,18 @@ _EXAMPLE: dict[str, Any] = {
             "frequency": "MS",
             "timestamps": [f"{1949 + i // 12}-{i % 12 + 1:02d}-01" for i in range(24)],
         },
-        {"values": [3.1, 2.9, 3.4, 3.3, 3.0, 3.6, 3.5, 3.2, 3.8, 3.7, 3.4, 4.0], "horizon": 3},
+        {"values": [3.1, 2.9, 3.4, 3.3, 3.0, 3.6, 3.5, 3.2, 3.8, 3.7, 3.4, 4.0],
+         "horizon": 3, "seasonality": 3},
     ],
     "levels": [80, 95],
 }  # fmt: skip
 
 
-# The model runs in float32 and squares deviations to standardise a window; beyond this the
-# squares would overflow float32 and the forecast would come back infinite.
+# Values beyond this lose all precision in the float32 network input; refused with a 422.
 MAX_ABS_VALUE = 1e15
+SeasonSource = Literal["seasonality", "frequency", "timestamps", "estimated"]
+# Longest season a request may name (a week of minutes, a year of hours fit; more is a typo).
+MAX_SEASONALITY = 10_000
 # Documented bound of each value; `validation.prepare_series` enforces it with its own message.
 Value = Annotated[
     float, WithJsonSchema({"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE})
@@ -56,6 +59,14 @@ class SeriesIn(BaseModel):
         None,
         description="ISO 8601 time of each value (same count as `values`); when given, the "
         "forecast steps are dated, with the spacing from `frequency` or inferred from these.",
+    )
+    seasonality: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SEASONALITY,
+        description="Season length in steps (12 for monthly data with a yearly cycle, 24 for hourly "
+        "with a daily one, 1 for none). Without it the season length comes from `frequency`, "
+        "else from the timestamps' spacing, else it is estimated from the values (autocorrelation).",
     )
 
 
@@ -107,7 +118,7 @@ class Interval(BaseModel):
 
 
 class SeriesForecast(BaseModel):
-    point: list[float] = Field(description="Median forecast, one per step.")
+    point: list[float] = Field(description="Point forecast, one per step.")
     intervals: list[Interval]
     timestamps: list[str] | None = Field(
         None, description="Dates of the forecast steps, when timestamps were posted."
@@ -115,10 +126,19 @@ class SeriesForecast(BaseModel):
     frequency: str | None = Field(None, description="The spacing used to date the steps.")
     history_used: int = Field(description="How many of the latest values the model read.")
     history_truncated: bool = Field(description="True when only the last `history_used` values were used.")
+    season_length: int = Field(description="Season length used, in steps (1: none).")
+    season_source: SeasonSource = Field(
+        description="Where `season_length` came from: the request's `seasonality`, its `frequency`, "
+        "the timestamps' spacing, or estimated from the values (autocorrelation rule)."
+    )
+    deseasonalised: bool = Field(
+        description="True when the season was removed before forecasting (the history covers at least "
+        "three seasons and its lag-m autocorrelation is significant at 90%, the M4 test)."
+    )
 
 
 class ForecastResponse(BaseModel):
     model: str
     version: str
-    quantile_levels: list[float]
+    interval_levels: list[float] = Field(description="Interval levels this model offers, in percent.")
     forecasts: list[SeriesForecast]

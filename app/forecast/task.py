@@ -1,6 +1,7 @@
-"""POST /forecast, start to end: decode posted series (checked against the model's limits) into
-histories, run the model on a padded batch, encode the median and intervals, dated when the
-series were. The route (`routes.py`) only wires this to HTTP."""
+"""POST /forecast, start to end: decode posted series (checked against the model's limits, season
+length settled, deseasonalised and normalised, Theta computed) into items, run the network on a
+left-padded batch, map its output back, combine with Theta, put the season back, and add the
+calibrated intervals. The route (`routes.py`) only wires this to HTTP."""
 
 from __future__ import annotations
 
@@ -14,10 +15,17 @@ from app.core.bundle import Bundle
 from app.core.errors import invalid
 from app.core.limits import InputLimits, check_count
 from app.core.task import ModelTask
+from app.forecast import preprocess
 from app.forecast.bundle import ForecastSection
 from app.forecast.calendar import CalendarError, future_timestamps
 from app.forecast.schemas import ForecastRequest, ForecastResponse, Interval, SeriesForecast
 from app.forecast.validation import ForecastItem, PreparedSeries, prepare_series
+
+
+@dataclasses.dataclass(frozen=True)
+class ForecastResult:
+    point: np.ndarray  # [horizon]
+    bands: dict[int, tuple[np.ndarray, np.ndarray]]  # level -> (lower, upper)
 
 
 def _dated(i: int, p: PreparedSeries, horizon: int) -> tuple[list[str] | None, str | None]:
@@ -31,36 +39,35 @@ def _dated(i: int, p: PreparedSeries, horizon: int) -> tuple[list[str] | None, s
         raise invalid(("body", "series", i, "timestamps"), f"cannot date the forecast: {exc}") from None
 
 
-class ForecastTask(ModelTask[ForecastRequest, ForecastItem, np.ndarray, ForecastResponse]):
-    """Results are float64 arrays [horizon, n_quantiles] on the series' own scale."""
-
+class ForecastTask(ModelTask[ForecastRequest, ForecastItem, ForecastResult, ForecastResponse]):
     name = "forecast"
 
     def __init__(self, bundle: Bundle, backend: Backend) -> None:
         super().__init__(bundle, backend)
         self.section = bundle.section(ForecastSection)
+        self.intervals = self.section.interval_table()
 
-    def _intervals(self, levels: Sequence[float]) -> list[tuple[float, tuple[int, int]]]:
-        """(level, (lower, upper) quantile index) for each requested level."""
-        pairs = []
+    def _levels(self, levels: Sequence[float]) -> list[int]:
+        offered = self.section.interval_levels
+        out = []
         for k, level in enumerate(levels):
-            pair = self.section.interval_index(level)
-            if pair is None:
-                supported = self.section.supported_levels
+            match = [lv for lv in offered if abs(lv - level) < 1e-6]
+            if not match:
                 raise invalid(
                     ("body", "levels", k),
-                    f"unsupported interval level {level}; this model supports {supported}",
+                    f"unsupported interval level {level}; this model supports "
+                    f"{sorted(float(v) for v in offered)}",
                     value=level,
                 )
-            pairs.append((level, pair))
-        return pairs
+            out.append(match[0])
+        return out
 
     def request_size(self, request: ForecastRequest) -> int:
         return len(request.series)
 
     def decode(self, request: ForecastRequest, limits: InputLimits) -> list[ForecastItem]:
         check_count("series", len(request.series), limits.max_items_per_request, "series")
-        self._intervals(request.levels)
+        self._levels(request.levels)
         prepared = [
             prepare_series(i, s, self.section, limits.max_series_values) for i, s in enumerate(request.series)
         ]
@@ -71,52 +78,70 @@ class ForecastTask(ModelTask[ForecastRequest, ForecastItem, np.ndarray, Forecast
         return items
 
     def item_size(self, item: ForecastItem) -> int:
-        return int(item.values.shape[0])
+        return int(item.prepared.z.shape[0])
 
-    def predict_batch(self, items: Sequence[ForecastItem]) -> list[np.ndarray]:
-        lengths = np.array([len(it.values) for it in items], dtype=np.int64)
-        values = np.zeros((len(items), int(lengths.max())), dtype=np.float32)
-        for i, it in enumerate(items):
-            values[i, : len(it.values)] = it.values
-        out = self.backend.run({"values": values, "lengths": lengths})["quantiles"]
-        results = [np.asarray(out[i, : it.horizon], dtype=np.float64) for i, it in enumerate(items)]
-        for r in results:
-            if not np.all(np.isfinite(r)):
+    def predict_batch(self, items: Sequence[ForecastItem]) -> list[ForecastResult]:
+        values, lengths, static = preprocess.pad(
+            [it.prepared.z for it in items], [it.prepared.static for it in items], self.section.max_window
+        )
+        out = self.backend.run({"values": values, "lengths": lengths, "static": static})["forecast"]
+        results = []
+        for row, it in zip(out, items, strict=True):
+            point = preprocess.finish(
+                np.asarray(row, np.float64), it.prepared, it.horizon, it.theta_weight, it.theta
+            )
+            if not np.all(np.isfinite(point)):
                 raise FloatingPointError("the model produced a non-finite forecast")
+            results.append(
+                ForecastResult(point, self.intervals.bands(point, it.season_length, it.interval_scale))
+            )
         return results
 
     def encode(
-        self, request: ForecastRequest, items: Sequence[ForecastItem], results: Sequence[np.ndarray]
+        self, request: ForecastRequest, items: Sequence[ForecastItem], results: Sequence[ForecastResult]
     ) -> ForecastResponse:
-        pairs = self._intervals(request.levels)
-        median = self.section.median_index
+        levels = self._levels(request.levels)
         forecasts = [
             SeriesForecast(
-                point=q[:, median].tolist(),
+                point=r.point.tolist(),
                 intervals=[
-                    Interval(level=lv, lower=q[:, lo].tolist(), upper=q[:, hi].tolist())
-                    for lv, (lo, hi) in pairs
+                    Interval(level=float(lv), lower=r.bands[lv][0].tolist(), upper=r.bands[lv][1].tolist())
+                    for lv in levels
                 ],
                 timestamps=item.timestamps,
                 frequency=item.frequency,
                 history_used=item.history_used,
                 history_truncated=item.truncated,
+                season_length=item.season_length,
+                season_source=item.season_source,
+                deseasonalised=item.prepared.season.used,
             )
-            for item, q in zip(items, results, strict=True)
+            for item, r in zip(items, results, strict=True)
         ]
         return ForecastResponse(
             model=self.manifest.task,
             version=self.manifest.version,
-            quantile_levels=self.section.quantile_levels,
+            interval_levels=[float(v) for v in self.section.interval_levels],
             forecasts=forecasts,
         )
 
     def warmup_items(self) -> list[ForecastItem]:
         sec = self.section
-        t = np.arange(sec.max_window, dtype=np.float32)
-        wave = (10.0 + np.sin(2 * np.pi * t / 12.0)).astype(np.float32)
-        return [
-            ForecastItem(wave, sec.horizon_max),
-            ForecastItem(wave[: sec.min_window].copy(), 1),
-            ForecastItem(np.full(sec.min_window * 2, 5.0, np.float32), sec.horizon_max // 2 or 1),
-        ]
+        t = np.arange(4 * 12, dtype=np.float64)
+        wave = 10.0 + np.sin(2 * np.pi * t / 12.0) + 0.05 * t
+        short = np.array([3.0, 3.2, 3.1, 3.4, 3.3, 3.5, 3.6])
+        out = []
+        for values, m, horizon in ((wave, 12, sec.horizon_max), (short, 1, 1)):
+            p = preprocess.prepare(values, m, sec.max_window)
+            out.append(
+                ForecastItem(
+                    p,
+                    horizon,
+                    np.full(horizon, p.deseasonalised[-1]),
+                    sec.theta_weight(m),
+                    1.0,
+                    "seasonality",
+                    len(values),
+                )
+            )
+        return out

@@ -1,4 +1,5 @@
-"""Checks a posted series against the model's limits and turns it into a ForecastItem.
+"""Checks a posted series against the model's limits, settles its season length, and runs the
+numpy pipeline around the network (deseasonalise, normalise, Theta) into a ForecastItem.
 
 Every failure is a 422 naming the field (`invalid`), raised before any model work."""
 
@@ -10,34 +11,62 @@ import numpy as np
 import pandas as pd
 
 from app.core.errors import invalid
+from app.forecast import preprocess, seasonal
 from app.forecast.bundle import ForecastSection
-from app.forecast.calendar import CalendarError, parse_frequency, parse_timestamps
-from app.forecast.schemas import MAX_ABS_VALUE, SeriesIn
+from app.forecast.calendar import (
+    CalendarError,
+    inferred_offset,
+    parse_frequency,
+    parse_timestamps,
+    season_of_offset,
+)
+from app.forecast.conformal import interval_scale
+from app.forecast.schemas import MAX_ABS_VALUE, SeasonSource, SeriesIn
+
+__all__ = ["MAX_ABS_VALUE", "ForecastItem", "PreparedSeries", "prepare_series", "season_length"]
 
 
 @dataclass(frozen=True)
 class ForecastItem:
-    """One validated series: the (already cut to max_window) history and its horizon, and what
-    the answer reports about it."""
+    """One validated series, prepared for the network, with what the answer reports about it."""
 
-    values: np.ndarray  # float32, 1-D, finite
+    prepared: preprocess.Prepared
     horizon: int
-    truncated: bool = False  # older values than max_window were dropped
+    theta: np.ndarray  # classical Theta forecast of the deseasonalised history, [horizon]
+    theta_weight: float
+    interval_scale: float
+    season_source: SeasonSource
+    history_used: int
+    truncated: bool = False
     timestamps: list[str] | None = None  # dates of the forecast steps, when timestamps were posted
     frequency: str | None = None  # the spacing used to date them
 
     @property
-    def history_used(self) -> int:
-        return int(self.values.shape[0])
+    def season_length(self) -> int:
+        return self.prepared.season.m
 
 
 @dataclass(frozen=True)
 class PreparedSeries:
     item: ForecastItem
-    history_used: int
-    truncated: bool
     index: pd.DatetimeIndex | None
     offset: pd.DateOffset | None
+
+
+def season_length(
+    values: np.ndarray, seasonality: int | None, offset: pd.DateOffset | None, index: pd.DatetimeIndex | None
+) -> tuple[int, SeasonSource]:
+    """(m, source): the request's `seasonality`, else what `frequency` implies, else what the
+    timestamps' spacing implies, else the autocorrelation estimate (`seasonal.estimate_season_length`)."""
+    if seasonality is not None:
+        return seasonality, "seasonality"
+    if offset is not None:
+        return season_of_offset(offset), "frequency"
+    if index is not None:
+        spacing = inferred_offset(index)
+        if spacing is not None:
+            return season_of_offset(spacing), "timestamps"
+    return seasonal.estimate_season_length(values), "estimated"
 
 
 def prepare_series(i: int, s: SeriesIn, limits: ForecastSection, max_values: int) -> PreparedSeries:
@@ -89,6 +118,15 @@ def prepare_series(i: int, s: SeriesIn, limits: ForecastSection, max_values: int
             index = parse_timestamps(s.timestamps)
         except CalendarError as exc:
             raise invalid((*loc, "timestamps"), str(exc)) from None
-    used = min(n, limits.max_window)
-    item = ForecastItem(values[-used:].astype(np.float32), s.horizon, truncated=used < n)
-    return PreparedSeries(item, used, used < n, index, offset)
+    m, source = season_length(values, s.seasonality, offset, index)
+    prepared = preprocess.prepare(values, m, limits.max_window)
+    item = ForecastItem(
+        prepared=prepared,
+        horizon=s.horizon,
+        theta=seasonal.theta(prepared.deseasonalised, s.horizon),
+        theta_weight=limits.theta_weight(m),
+        interval_scale=interval_scale(values, m),
+        season_source=source,
+        history_used=n,
+    )
+    return PreparedSeries(item, index, offset)

@@ -3,7 +3,7 @@
 
 A row is the body of one `POST /<task>` holding a single item: for `sentiment` the column `text`
 becomes `{"texts": [text]}`, for `ner` `text` or `tokens` become `texts`/`tokens`, for `forecast`
-the columns `values`, `horizon`, `frequency`, `timestamps` become one entry of `series`.
+the columns `values`, `horizon`, `frequency`, `timestamps`, `seasonality` become one entry of `series`.
 Request-wide options (`return_attention`, `return_tags`, `levels`) apply to every row. The row's
 answer is that one item's entry of the response (`predictions[0]`, `results[0]`, `forecasts[0]`),
 field for field; a row the API would refuse gets the API's 422 `detail` instead.
@@ -94,8 +94,8 @@ ROW_FORMATS: dict[str, RowFormat] = {
         "series",
         "forecasts",
         None,
-        ("values", "horizon", "frequency", "timestamps"),
-        json_columns=("values", "horizon", "timestamps"),
+        ("values", "horizon", "frequency", "timestamps", "seasonality"),
+        json_columns=("values", "horizon", "timestamps", "seasonality"),
     ),
 }
 

@@ -1,166 +1,169 @@
-"""Held-out evaluation: the model and the baselines on the same rolling origins of every series."""
+"""Scoring on the competition splits: the network through the served pipeline, the baselines, the
+per-dataset/period tables, and the conformal interval calibration."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from training.forecast import baselines
-from training.forecast.data import Split
-from training.forecast.export import interval_levels
-from training.forecast.model import Forecaster, pad_batch
+from app.forecast import preprocess as pipeline
+from app.forecast import seasonal
+from app.forecast.conformal import IntervalTable, interval_scale
+from training.forecast import metrics
+from training.forecast.competitions import CompSeries
 
-# history windows -> list of [horizon, n_quantiles] arrays (raw scale)
-QuantileFn = Callable[[list[np.ndarray], int], list[np.ndarray]]
-
-
-@dataclass(frozen=True)
-class Case:
-    split: Split
-    origin: int
-
-    @property
-    def history(self) -> np.ndarray:
-        return self.split.series.values[: self.origin]
-
-    @property
-    def actual(self) -> np.ndarray:
-        s = self.split.series
-        return s.values[self.origin : self.origin + s.horizon]
+DATASET_ORDER = ("M3", "Tourism", "M4")
+PERIOD_ORDER = ("yearly", "quarterly", "monthly", "other", "weekly", "hourly")
 
 
-def cases(splits: Sequence[Split], which: str) -> list[Case]:
-    return [Case(sp, o) for sp in splits for o in (sp.test_origins if which == "test" else sp.val_origins)]
+def histories(series: Sequence[CompSeries], split: str) -> list[np.ndarray]:
+    return [s.train if split == "test" else s.fit_part for s in series]
 
 
-def direct_quantiles(model: Forecaster, max_window: int) -> QuantileFn:
-    def run(histories: list[np.ndarray], horizon: int) -> list[np.ndarray]:
-        values, lengths = pad_batch([h[-max_window:] for h in histories])
-        with torch.no_grad():
-            out = model(values, lengths)[:, :horizon].numpy().astype(np.float64)
-        return list(out)
-
-    return run
+def targets(series: Sequence[CompSeries], split: str) -> list[np.ndarray]:
+    return [s.test if split == "test" else s.val_target for s in series]
 
 
-def recursive_quantiles(model: Forecaster, max_window: int) -> QuantileFn:
-    """One-step model fed its own median back; only the median path is meaningful, so the
-    returned 'quantiles' repeat it (intervals are not evaluated for this strategy)."""
-
-    def run(histories: list[np.ndarray], horizon: int) -> list[np.ndarray]:
-        hist = [np.asarray(h, np.float64) for h in histories]
-        paths: list[list[float]] = [[] for _ in hist]
-        median_idx = model.quantiles.index(0.5)
-        for _ in range(horizon):
-            values, lengths = pad_batch([h[-max_window:] for h in hist])
-            with torch.no_grad():
-                step = model(values, lengths)[:, 0, median_idx].numpy().astype(np.float64)
-            for i, v in enumerate(step):
-                paths[i].append(float(v))
-                hist[i] = np.append(hist[i], v)
-        return [np.repeat(np.asarray(p)[:, None], model.n_quantiles, axis=1) for p in paths]
-
-    return run
-
-
-def model_forecasts(fn: QuantileFn, all_cases: Sequence[Case], horizon_max: int) -> list[np.ndarray]:
-    out = fn([c.history for c in all_cases], horizon_max)
-    return [q[: c.split.series.horizon] for q, c in zip(out, all_cases, strict=True)]
-
-
-def mean_mase(all_cases: Sequence[Case], forecasts: Sequence[np.ndarray]) -> float:
-    """Mean over series of the mean over that series' origins (every series weighs the same)."""
-    per: dict[str, list[float]] = {}
-    for c, f in zip(all_cases, forecasts, strict=True):
-        per.setdefault(c.split.series.name, []).append(
-            baselines.mase(c.actual, f, c.history, c.split.series.m)
+@torch.no_grad()
+def network_outputs(
+    model: torch.nn.Module,
+    prepared: Sequence[pipeline.Prepared],
+    width: int,
+    device: str = "cpu",
+    batch: int = 1024,
+) -> np.ndarray:
+    """[n, horizon_max] z-unit outputs, in batches of similar lengths."""
+    model.eval()
+    out = np.zeros((len(prepared), model.horizon_max), np.float64)  # type: ignore[arg-type]
+    order = np.argsort([len(p.z) for p in prepared])
+    for start in range(0, len(order), batch):
+        idx = order[start : start + batch]
+        values, lengths, static = pipeline.pad(
+            [prepared[i].z for i in idx], [prepared[i].static for i in idx], width
         )
-    return float(np.mean([np.mean(v) for v in per.values()]))
+        res = model(
+            torch.from_numpy(values).to(device),
+            torch.from_numpy(lengths),
+            torch.from_numpy(static).to(device),
+        )
+        out[idx] = res.float().cpu().numpy()
+    return out
 
 
-def full_table(
-    all_cases: Sequence[Case], quantiles: Sequence[np.ndarray], levels: Sequence[float]
-) -> dict[str, object]:
-    """Per-series MASE/sMAPE for the model (median) and baselines, interval coverage, means."""
-    lv = list(levels)
-    median_idx = lv.index(0.5)
-    intervals = {name: (lv.index(lo), lv.index(hi)) for name, (lo, hi) in interval_levels(lv).items()}
-    rows: dict[str, dict[str, list[float]]] = {}
-    meta: dict[str, dict[str, object]] = {}
-    for c, q in zip(all_cases, quantiles, strict=True):
-        s = c.split.series
-        fc = {
-            "lstm": q[:, median_idx],
-            "naive": baselines.naive(c.history, s.horizon),
-            "seasonal_naive": baselines.seasonal_naive(c.history, s.horizon, s.m),
-            "ets": baselines.ets(c.history, s.horizon, s.m),
-        }
-        r = rows.setdefault(s.name, {})
-        for k, f in fc.items():
-            r.setdefault(f"mase_{k}", []).append(baselines.mase(c.actual, f, c.history, s.m))
-            r.setdefault(f"smape_{k}", []).append(baselines.smape(c.actual, f))
-        for name, (lo, hi) in intervals.items():
-            inside = (c.actual >= q[:, lo]) & (c.actual <= q[:, hi])
-            r.setdefault(f"coverage_{name}", []).extend(inside.astype(float).tolist())
-        meta[s.name] = {
-            "frequency": s.frequency,
-            "m": s.m,
-            "horizon": s.horizon,
-            "origins": c.split.n_origins,
-        }
-    per_series = [
-        {"series": name, **meta[name], **{k: round(float(np.mean(v)), 4) for k, v in r.items()}}
-        for name, r in rows.items()
+def prepare_all(series: Sequence[CompSeries], split: str, max_window: int) -> list[pipeline.Prepared]:
+    return [
+        pipeline.prepare(x, s.m, max_window) for x, s in zip(histories(series, split), series, strict=True)
     ]
-    keys = [k for k in per_series[0] if k.startswith(("mase_", "smape_", "coverage_"))]
-    means = {k: round(float(np.mean([p[k] for p in per_series])), 4) for k in keys}  # type: ignore[arg-type]
-    beats_ets = sum(p["mase_lstm"] < p["mase_ets"] for p in per_series)  # type: ignore[operator]
-    beats_snaive = sum(p["mase_lstm"] < p["mase_seasonal_naive"] for p in per_series)  # type: ignore[operator]
-    return {
-        "mean": means,
-        "series_beating_ets": f"{beats_ets}/{len(per_series)}",
-        "series_beating_seasonal_naive": f"{beats_snaive}/{len(per_series)}",
-        "per_series": per_series,
-    }
 
 
-def markdown_table(table: dict[str, object], levels: Sequence[float]) -> str:
-    per = table["per_series"]
-    assert isinstance(per, list)
-    cov = [k for k in per[0] if k.startswith("coverage_")]
-    head = (
-        "| series | freq | m | H | origins | MASE LSTM | naive | s-naive | ETS "
-        "| sMAPE LSTM | naive | s-naive | ETS | " + " | ".join(f"cover {k[9:]}%" for k in cov) + " |"
+def network_forecasts(
+    model: torch.nn.Module,
+    series: Sequence[CompSeries],
+    prepared: Sequence[pipeline.Prepared],
+    width: int,
+    device: str = "cpu",
+) -> list[np.ndarray]:
+    """The network's raw-scale forecasts, each of the series' own h."""
+    outs = network_outputs(model, prepared, width, device)
+    return [pipeline.finish(o, p, s.h) for o, p, s in zip(outs, prepared, series, strict=True)]
+
+
+def theta_forecasts(series: Sequence[CompSeries], prepared: Sequence[pipeline.Prepared]) -> list[np.ndarray]:
+    """The pipeline's own classical Theta on the same deseasonalised histories."""
+    return [
+        p.season.restore(seasonal.theta(p.deseasonalised, s.h), p.n)
+        for p, s in zip(prepared, series, strict=True)
+    ]
+
+
+def combine(a: Sequence[np.ndarray], b: Sequence[np.ndarray], weight_b: float) -> list[np.ndarray]:
+    return [(1.0 - weight_b) * x + weight_b * y for x, y in zip(a, b, strict=True)]
+
+
+def point_table(
+    series: Sequence[CompSeries], split: str, fc: Sequence[np.ndarray]
+) -> dict[str, dict[str, float]]:
+    """Per group ("M3 monthly", ..., "M3", "Tourism", "M4", "all"): mean sMAPE, MAPE, MASE over
+    series, and `smape_points`, sMAPE averaged over every forecast step (the M3 literature's
+    'average sMAPE': long-horizon periods weigh more)."""
+    hist, act = histories(series, split), targets(series, split)
+    rows = [
+        (
+            s,
+            metrics.smape(a, f),
+            metrics.mape(a, f),
+            metrics.mase(a, f, x, s.m),
+        )
+        for s, x, a, f in zip(series, hist, act, fc, strict=True)
+    ]
+    groups: dict[str, list[int]] = {}
+    for i, (s, *_rest) in enumerate(rows):
+        for key in (s.group, s.dataset, "all"):
+            groups.setdefault(key, []).append(i)
+    out: dict[str, dict[str, float]] = {}
+    for key, idx in groups.items():
+        w = np.array([rows[i][0].h for i in idx], np.float64)
+        sm = np.array([rows[i][1] for i in idx])
+        out[key] = {
+            "series": float(len(idx)),
+            "smape": float(sm.mean()),
+            "smape_points": float((sm * w).sum() / w.sum()),
+            "mape": float(np.mean([rows[i][2] for i in idx])),
+            "mase": float(np.mean([rows[i][3] for i in idx])),
+        }
+    return out
+
+
+def with_owa(table: dict[str, dict[str, float]], naive2: dict[str, dict[str, float]]) -> None:
+    for key, row in table.items():
+        ref = naive2.get(key)
+        if ref and ref["smape"] > 0 and ref["mase"] > 0:
+            row["owa"] = metrics.owa(row["smape"], row["mase"], ref["smape"], ref["mase"])
+
+
+def selection_score(table: dict[str, dict[str, float]], naive2: dict[str, dict[str, float]]) -> float:
+    """Mean over the nine dataset/period groups of the OWA-style ratio to Naive2 (lower is better):
+    every group counts the same, whatever its size or scale."""
+    keys = [k for k in table if " " in k]
+    return float(
+        np.mean(
+            [
+                metrics.owa(table[k]["smape"], table[k]["mase"], naive2[k]["smape"], naive2[k]["mase"])
+                for k in keys
+            ]
+        )
     )
-    lines = [head, "|" + "---|" * (13 + len(cov))]
-    fmt = [
-        "mase_lstm",
-        "mase_naive",
-        "mase_seasonal_naive",
-        "mase_ets",
-        "smape_lstm",
-        "smape_naive",
-        "smape_seasonal_naive",
-        "smape_ets",
-        *cov,
-    ]
 
-    def cell(key: str, value: object) -> str:
-        x = float(value)  # type: ignore[arg-type]
-        if key.startswith("mase"):
-            return f"{x:.3f}"
-        return f"{x:.1f}" if key.startswith("smape") else f"{100 * x:.0f}%"
 
-    def cells(row: dict[str, object]) -> str:
-        return " | ".join(cell(k, row[k]) for k in fmt)
+def interval_table(
+    series: Sequence[CompSeries],
+    split: str,
+    fc: Sequence[np.ndarray],
+    intervals: IntervalTable,
+) -> dict[str, dict[str, float]]:
+    """Coverage per level and MSIS (95%) per group, of the calibrated intervals around `fc`."""
+    hist, act = histories(series, split), targets(series, split)
+    per: dict[str, dict[str, list[float]]] = {}
+    for s, x, a, f in zip(series, hist, act, fc, strict=True):
+        bands = intervals.bands(f, s.m, interval_scale(x, s.m))
+        for key in (s.group, s.dataset, "all"):
+            r = per.setdefault(key, {})
+            for level, (lo, hi) in bands.items():
+                inside = (a >= lo) & (a <= hi)
+                r.setdefault(f"coverage_{level}", []).extend(inside.astype(float).tolist())
+            lo95, hi95 = bands[95]
+            r.setdefault("msis", []).append(metrics.msis(a, lo95, hi95, x, s.m, 0.05))
+    return {k: {name: float(np.mean(v)) for name, v in r.items()} for k, r in per.items()}
 
-    for row in per:
-        meta = f"{row['series']} | {row['frequency']} | {row['m']} | {row['horizon']} | {row['origins']}"
-        lines.append(f"| {meta} | {cells(row)} |")
-    mean = table["mean"]
-    assert isinstance(mean, dict)
-    lines.append(f"| **mean** | | | | | {cells(mean)} |")
-    return "\n".join(lines)
+
+def ordered_groups(keys: Sequence[str]) -> list[str]:
+    def rank(k: str) -> tuple[int, int, int]:
+        parts = k.split(" ")
+        d = DATASET_ORDER.index(parts[0]) if parts[0] in DATASET_ORDER else len(DATASET_ORDER)
+        if len(parts) == 1:
+            return (d, 1, 0) if k != "all" else (len(DATASET_ORDER) + 1, 0, 0)
+        return (d, 0, PERIOD_ORDER.index(parts[1]) if parts[1] in PERIOD_ORDER else 9)
+
+    return sorted(keys, key=rank)
