@@ -359,7 +359,20 @@ def _other_load(result: dict[str, Any]) -> str:
     return " ".join(lines)
 
 
-def results_markdown(result: dict[str, Any]) -> str:
+NOTES_START, NOTES_END = "<!-- notes:start -->", "<!-- notes:end -->"
+
+
+def kept_notes(previous: Path) -> str:
+    """The hand-written notes block of the previous results.md (reasons, context), kept as is."""
+    try:
+        text = previous.read_text()
+    except OSError:
+        return ""
+    found = re.search(re.escape(NOTES_START) + r".*?" + re.escape(NOTES_END), text, re.S)
+    return found.group(0) if found else ""
+
+
+def results_markdown(result: dict[str, Any], previous: Path | None = None) -> str:
     m = result["machine"]
     failures = "".join(f"\n- {f['target']} failed: {f['error']}" for f in result.get("failures", []))
     return "\n".join(
@@ -421,6 +434,8 @@ def results_markdown(result: dict[str, Any]) -> str:
             "\n".join(
                 f"- `{w['name']}` ({w['endpoint']}): {w['source']}; {w['stats']}" for w in result["workloads"]
             ),
+            "",
+            kept_notes(previous) if previous is not None else "",
             "",
         ]
     )

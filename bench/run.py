@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     result["targets"] = report.targets(result)
     (run_dir / "results.json").write_text(json.dumps(result, indent=1, default=str))
-    markdown = report.results_markdown(result)
+    markdown = report.results_markdown(result, BENCH_DIR / "results.md")
     (run_dir / "results.md").write_text(markdown)
     print(report.summary_text(result))
     if opts.write:
