@@ -43,6 +43,14 @@ def _integral(value: Any) -> Any:
 
 
 Integer = Annotated[int, BeforeValidator(_integral)]
+# pydantic writes the bounds of an optional, pre-validated int as "ge"/"le", which JSON Schema
+# does not know; the schema is stated by hand so that clients (and schemathesis) see them.
+Seasonality = Annotated[
+    int,
+    BeforeValidator(_integral),
+    Field(ge=1, le=MAX_SEASONALITY),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_SEASONALITY}),
+]
 
 
 class SeriesIn(BaseModel):
@@ -60,10 +68,8 @@ class SeriesIn(BaseModel):
         description="ISO 8601 time of each value (same count as `values`); when given, the "
         "forecast steps are dated, with the spacing from `frequency` or inferred from these.",
     )
-    seasonality: int | None = Field(
+    seasonality: Seasonality | None = Field(
         None,
-        ge=1,
-        le=MAX_SEASONALITY,
         description="Season length in steps (12 for monthly data with a yearly cycle, 24 for hourly "
         "with a daily one, 1 for none). Without it the season length comes from `frequency`, "
         "else from the timestamps' spacing, else it is estimated from the values (autocorrelation).",
