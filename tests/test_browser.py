@@ -182,7 +182,7 @@ def test_playground_panels_answer_and_draw(page: tuple[Page, Recorder], server: 
     box = plot.bounding_box()
     assert box is not None
     plot.hover(position={"x": box["width"] - 40, "y": box["height"] / 2})  # over the forecast
-    expect(plot.locator(".readout")).to_contain_text("median")
+    expect(plot.locator(".readout")).to_contain_text("forecast")
 
     # A series typed by hand, plain numbers: the forecast is drawn for it too.
     p.select_option("#forecast-example", "weekly")

@@ -401,7 +401,7 @@ function drawForecast(plot, series, fc) {
   axis.append(svg("line", { x1: M.l, x2: M.l, y1: M.t, y2: H - M.b }));
   plot.append(grid, axis);
 
-  // Bands and the median start at the last observed value, so the forecast joins the history.
+  // Bands and the point forecast start at the last observed value, so the forecast joins the history.
   const last = history[n - 1];
   for (const iv of intervals) {
     const upper = [[n - 1, last], ...iv.upper.map((v, k) => [n + k, v])];
@@ -414,7 +414,7 @@ function drawForecast(plot, series, fc) {
   plot.append(svg("path", { class: "history", d: path(history.map((v, i) => [i, v])) }));
   plot.append(svg("path", { class: "point", d: path([[n - 1, last], ...fc.point.map((v, k) => [n + k, v])]) }));
 
-  // Hover read-out: the nearest step's value, or its median and intervals.
+  // Hover read-out: the nearest step's value, or its point forecast and intervals.
   const cursor = svg("line", { class: "cursor", y1: M.t, y2: H - M.b, visibility: "hidden" });
   const readout = svg("text", { class: "readout", x: M.l + 8, y: M.t + 12 });
   const overlay = svg("rect", { x: M.l, y: M.t, width: W - M.l - M.r, height: H - M.t - M.b, fill: "transparent" });
@@ -430,7 +430,7 @@ function drawForecast(plot, series, fc) {
     } else {
       const k = i - n;
       const bands = intervals.map((iv) => `${iv.level}%: ${formatValue(iv.lower[k])} \u2013 ${formatValue(iv.upper[k])}`);
-      readout.textContent = `${labels(i)}: median ${formatValue(fc.point[k])}  ${bands.join("  ")}`;
+      readout.textContent = `${labels(i)}: forecast ${formatValue(fc.point[k])}  ${bands.join("  ")}`;
     }
   });
   overlay.addEventListener("mouseleave", () => {
@@ -442,7 +442,7 @@ function drawForecast(plot, series, fc) {
   const legend = $("forecast-legend");
   legend.replaceChildren(
     el("span", {}, el("span", { class: "swatch", style: "background: var(--ink)" }), `history (${n} values)`),
-    el("span", {}, el("span", { class: "swatch", style: "background: var(--accent-2)" }), `median forecast (${h} steps)`),
+    el("span", {}, el("span", { class: "swatch", style: "background: var(--accent-2)" }), `point forecast (${h} steps)`),
     ...intervals.map((iv) => el("span", {}, el("span", { class: "swatch", style: `background: ${bandColour(iv.level)}` }),
       `${iv.level}% interval`)),
   );
