@@ -32,6 +32,7 @@ from app.core.metrics import Metrics
 from app.core.middleware import ServiceMiddleware
 from app.core.service import AppState, ClientDisconnectedError, ModelService, StateDep
 from app.core.settings import Settings
+from app.core.task import ModelTask
 from app.core.workers import Readiness, run_dir
 from app.web import install_web
 
@@ -48,6 +49,22 @@ def _available(packages: Mapping[str, str]) -> dict[str, ModuleType]:
         for name, path in packages.items()
         if importlib.util.find_spec(path) is not None
     }
+
+
+def load_task(
+    name: str, module: ModuleType, settings: Settings, capabilities: Capabilities | None = None
+) -> ModelTask[Any, Any, Any, Any]:
+    """Model `name`'s task on its newest bundle under MODEL_DIR, with the backend (BACKEND,
+    MODEL_BACKEND), device, precision and threads `settings` give it: what every service worker
+    loads at start-up, and what bulk scoring loads, so both answer with the same graph."""
+    bundle = load_bundle(resolve_bundle_dir(settings.model_dir, name))
+    if bundle.manifest.task != name:
+        raise BundleError(f"{bundle.path}: manifest task is {bundle.manifest.task!r}, expected {name!r}")
+    kind = settings.backend_for(name)
+    device = select_device(settings.device, kind, capabilities or Capabilities.probe())
+    backend = load_backend(kind, bundle, device, settings.threads_per_model, settings.precision_for(name))
+    task: ModelTask[Any, Any, Any, Any] = module.Task(bundle, backend)
+    return task
 
 
 def _load_services(
@@ -69,14 +86,8 @@ def _load_services(
     for name in names:
         if name not in modules:
             raise BundleError(f"unknown model {name!r}: this service serves {', '.join(modules)}")
-        module = modules[name]
-        bundle = load_bundle(resolve_bundle_dir(settings.model_dir, name))
-        if bundle.manifest.task != name:
-            raise BundleError(f"{bundle.path}: manifest task is {bundle.manifest.task!r}, expected {name!r}")
-        kind = settings.backend_for(name)
-        device = select_device(settings.device, kind, capabilities)
-        backend = load_backend(kind, bundle, device, settings.threads_per_model, settings.precision_for(name))
-        task = module.Task(bundle, backend)
+        task = load_task(name, modules[name], settings, capabilities)
+        backend = task.backend
         batcher: MicroBatcher[Any, Any] = MicroBatcher(
             name,
             task.predict_batch,
@@ -92,11 +103,11 @@ def _load_services(
             "model loaded",
             extra={
                 "model": name,
-                "version": bundle.manifest.version,
+                "version": task.manifest.version,
                 "backend": backend.name,
                 "precision": backend.precision,
                 "threads": settings.threads_per_model,
-                "device": device,
+                "device": backend.device,
             },
         )
     return services
@@ -222,7 +233,7 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     )
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Validation errors echo the offending input: make it something JSON can carry (NaN and
     Infinity literals and lone surrogates are accepted by the parser but cannot be written back)
     and keep it short."""
@@ -233,9 +244,9 @@ def _json_safe(value: Any) -> Any:
         value = value.encode("utf-8", "backslashreplace").decode("utf-8")
         return value if len(value) <= 200 else value[:200] + f"... ({len(value)} characters)"
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        shown = [_json_safe(v) for v in value[:20]]
+        shown = [json_safe(v) for v in value[:20]]
         return [*shown, f"... ({len(value)} items)"] if len(value) > 20 else shown
     return value
 
@@ -247,7 +258,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         if refusal is not None:
             return refusal
         errors = shown_errors(jsonable_encoder(exc.errors()))
-        return JSONResponse({"detail": _json_safe(errors)}, status_code=422)
+        return JSONResponse({"detail": json_safe(errors)}, status_code=422)
 
     @app.exception_handler(QueueFullError)
     async def queue_full(_: Request, exc: QueueFullError) -> JSONResponse:

@@ -22,14 +22,12 @@ from typing import Any, Literal
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ValidationError
 
-from app.core.backends import load_backend
-from app.core.bundle import load_bundle, resolve_bundle_dir
-from app.core.device import Capabilities, select_device
 from app.core.errors import InputError
 from app.core.limits import InputLimits
 from app.core.settings import Settings
 from app.core.task import ModelTask
-from app.main import TASK_PACKAGES, _json_safe
+from app.main import TASK_PACKAGES, json_safe
+from app.main import load_task as load_service_task
 
 # Input columns that are not part of the request: a row's own identifier, kept in the output.
 ID_COLUMN = "id"
@@ -104,7 +102,7 @@ def api_detail(exc: ValidationError) -> list[dict[str, Any]]:
     """A pydantic error on a body, as FastAPI's 422 shows it: `loc` under "body", no URLs, made
     JSON-safe by the service's own handler function."""
     errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-    detail: list[dict[str, Any]] = _json_safe(jsonable_encoder(errors))
+    detail: list[dict[str, Any]] = json_safe(jsonable_encoder(errors))
     return detail
 
 
@@ -246,18 +244,10 @@ def _error(number: int, ident: Any, detail: list[dict[str, Any]]) -> Scored:
 
 
 def load_task(name: str, settings: Settings) -> ModelTask[Any, Any, Any, Any]:
-    """The task `name` on its newest bundle under MODEL_DIR, with the backend, device, precision and
-    threads of `settings`: what each service worker loads at start-up, then warmed up once."""
+    """The task `name` exactly as a service worker loads it (`app.main.load_task`), warmed up once."""
     if name not in TASK_PACKAGES:
         raise SystemExit(f"unknown task {name!r}: choose one of {', '.join(TASK_PACKAGES)}")
-    module = importlib.import_module(TASK_PACKAGES[name])
-    bundle = load_bundle(resolve_bundle_dir(settings.model_dir, name))
-    device = select_device(settings.device, settings.backend, Capabilities.probe())
-    # the service's precision for this model (PRECISION, MODEL_PRECISION): the same graph answers
-    backend = load_backend(
-        settings.backend, bundle, device, settings.threads_per_model, settings.precision_for(name)
-    )
-    task: ModelTask[Any, Any, Any, Any] = module.Task(bundle, backend)
+    task = load_service_task(name, importlib.import_module(TASK_PACKAGES[name]), settings)
     task.predict_batch(task.warmup_items())
     return task
 
