@@ -33,3 +33,19 @@ def echo_client(echo_model_dir: Path) -> Callable[..., Any]:
             yield client
 
     return make
+
+
+@pytest.fixture(scope="session")
+def score_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny bundles of all three tasks, made once for the bulk-scoring tests (both engines)."""
+    from tests.score_support import write_models
+
+    return write_models(tmp_path_factory.mktemp("score-models"))
+
+
+@pytest.fixture
+def score_env(score_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment `python -m app.score` reads its settings from, pointing at those bundles."""
+    from tests.score_support import set_env
+
+    set_env(monkeypatch, score_model_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,7 +15,15 @@ from training.forecast.model import Forecaster
 
 MAX_WINDOW = 16
 HORIZON_MAX = 6
-__all__ = ["HORIZON_MAX", "MAX_WINDOW", "MIN_WINDOW", "tiny_intervals", "tiny_model", "write_tiny_bundle"]
+__all__ = [
+    "HORIZON_MAX",
+    "MAX_WINDOW",
+    "MIN_WINDOW",
+    "assert_nested_intervals",
+    "tiny_intervals",
+    "tiny_model",
+    "write_tiny_bundle",
+]
 
 
 def tiny_model(seed: int = 0) -> Forecaster:
@@ -49,3 +58,18 @@ def write_tiny_bundle(model_dir: Path, seed: int = 0) -> tuple[Forecaster, Path]
         data={"note": "random weights for tests"},
     )
     return model, path
+
+
+def assert_nested_intervals(forecast: dict[str, Any]) -> None:
+    """One answered forecast with levels [50, 80, 95]: each interval holds the point and sits
+    inside the next wider one, at every step."""
+    point = np.array(forecast["point"])
+    (lo50, hi50), (lo80, hi80), (lo95, hi95) = (
+        (np.array(i["lower"]), np.array(i["upper"])) for i in forecast["intervals"]
+    )
+    assert np.all(lo95 <= lo80)
+    assert np.all(lo80 <= lo50)
+    assert np.all(lo50 <= point)
+    assert np.all(point <= hi50)
+    assert np.all(hi50 <= hi80)
+    assert np.all(hi80 <= hi95)

@@ -13,7 +13,13 @@ from fastapi.testclient import TestClient
 
 from app.core.settings import Settings
 from app.main import create_app
-from tests.forecast_support import HORIZON_MAX, MAX_WINDOW, MIN_WINDOW, write_tiny_bundle
+from tests.forecast_support import (
+    HORIZON_MAX,
+    MAX_WINDOW,
+    MIN_WINDOW,
+    assert_nested_intervals,
+    write_tiny_bundle,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "models"
@@ -61,15 +67,8 @@ def test_round_trip_shape_ordering_and_nesting(client: TestClient) -> None:
     assert [len(f["point"]) for f in out["forecasts"]] == [3, HORIZON_MAX]
     for f in out["forecasts"]:
         assert [i["level"] for i in f["intervals"]] == [50, 80, 95]
-        point = np.array(f["point"])
-        lo50, lo80, lo95 = (np.array(i["lower"]) for i in f["intervals"])
-        hi50, hi80, hi95 = (np.array(i["upper"]) for i in f["intervals"])
-        assert np.all(lo95 <= lo80)
-        assert np.all(lo80 <= lo50)
-        assert np.all(lo50 <= point)
-        assert np.all(point <= hi50)
-        assert np.all(hi50 <= hi80)
-        assert np.all(hi80 <= hi95)
+        assert_nested_intervals(f)
+        hi95, lo95 = np.array(f["intervals"][2]["upper"]), np.array(f["intervals"][2]["lower"])
         assert np.all(hi95 - lo95 > 0)
         assert f["timestamps"] is None
         assert f["history_truncated"] is False

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from app.core.bundle import read_manifest, resolve_bundle_dir
 from app.core.settings import Settings
 from app.main import create_app
+from tests.forecast_support import assert_nested_intervals
 from tests.test_forecast_model import AIRLINE
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models"
@@ -51,19 +52,6 @@ def _trend_season(n: int, m: int, seed: int = 0) -> np.ndarray:
     return (200 + 1.5 * t) * (1 + 0.15 * shape) * (1 + 0.01 * rng.normal(size=n))
 
 
-def _assert_nested(f: dict[str, Any]) -> None:
-    point = np.array(f["point"])
-    (lo50, hi50), (lo80, hi80), (lo95, hi95) = (
-        (np.array(i["lower"]), np.array(i["upper"])) for i in f["intervals"]
-    )
-    assert np.all(lo95 <= lo80)
-    assert np.all(lo80 <= lo50)
-    assert np.all(lo50 <= point)
-    assert np.all(point <= hi50)
-    assert np.all(hi50 <= hi80)
-    assert np.all(hi80 <= hi95)
-
-
 @pytest.mark.parametrize(
     ("extra", "source"),
     [({"seasonality": 12}, "seasonality"), ({"frequency": "MS"}, "frequency"), ({}, "estimated")],
@@ -75,7 +63,7 @@ def test_follows_a_trend_and_season_given_or_inferred(
     f = _forecast(client, {"values": y[:96].tolist(), "horizon": 24, **extra})
     assert (f["season_length"], f["season_source"], f["deseasonalised"]) == (12, source, True)
     assert np.corrcoef(f["point"], y[96:])[0, 1] > 0.9
-    _assert_nested(f)
+    assert_nested_intervals(f)
 
 
 def test_beats_seasonal_naive_on_the_airline_series(client: TestClient) -> None:
@@ -93,7 +81,7 @@ def test_hourly_horizon_48(client: TestClient) -> None:
     assert len(f["point"]) == 48
     assert f["season_length"] == 24
     assert np.corrcoef(f["point"], y[-48:])[0, 1] > 0.9
-    _assert_nested(f)
+    assert_nested_intervals(f)
 
 
 def test_short_history_and_flat_series(client: TestClient) -> None:

@@ -32,25 +32,13 @@ from tests.score_support import (
     read_jsonl,
     score,
     series,
-    set_env,
     write_jsonl,
-    write_models,
 )
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_models(tmp_path_factory.mktemp("score-models"))
-
-
-@pytest.fixture
-def env(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    set_env(monkeypatch, model_dir)
-
-
-@pytest.fixture(scope="session")
-def settings(model_dir: Path) -> Settings:
-    return Settings(_env_file=None, model_dir=model_dir, **LIMITS)  # type: ignore[call-arg]
+def settings(score_model_dir: Path) -> Settings:
+    return Settings(_env_file=None, model_dir=score_model_dir, **LIMITS)  # type: ignore[call-arg]
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +50,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 # ---------------------------------------------------------------- same answers as the API
 
 
-def test_sentiment_rows_match_post_sentiment(client: TestClient, env: None, tmp_path: Path) -> None:
+def test_sentiment_rows_match_post_sentiment(client: TestClient, score_env: None, tmp_path: Path) -> None:
     rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(REVIEWS)]
     src = write_jsonl(tmp_path / "reviews.jsonl", rows)
     # batch size 3 and parts of 5 rows: answers must not depend on batch company or part cuts
@@ -81,7 +69,7 @@ def test_sentiment_rows_match_post_sentiment(client: TestClient, env: None, tmp_
     assert not (tmp_path / "out.jsonl.parts").exists()  # staging removed after success
 
 
-def test_ner_rows_match_post_ner(client: TestClient, env: None, tmp_path: Path) -> None:
+def test_ner_rows_match_post_ner(client: TestClient, score_env: None, tmp_path: Path) -> None:
     tokens = ["EU", "rejects", "German", "call", "."]
     src = write_jsonl(tmp_path / "docs.jsonl", [{"text": DOCS[0]}, {"tokens": tokens}, {"text": DOCS[1]}])
     score("ner", src, tmp_path / "ents.jsonl", "--option", "return_tags=true")
@@ -94,7 +82,7 @@ def test_ner_rows_match_post_ner(client: TestClient, env: None, tmp_path: Path) 
         assert expected["tokens"]  # return_tags reached the pipeline
 
 
-def test_forecast_rows_match_post_forecast(client: TestClient, env: None, tmp_path: Path) -> None:
+def test_forecast_rows_match_post_forecast(client: TestClient, score_env: None, tmp_path: Path) -> None:
     rows = [
         {"id": "a", **series(30, 3)},
         {"id": "b", **series(12, 2, 1.0), "frequency": "MS",
@@ -116,7 +104,7 @@ def test_forecast_rows_match_post_forecast(client: TestClient, env: None, tmp_pa
 
 
 def test_bad_rows_go_to_the_errors_file_with_the_api_detail(
-    client: TestClient, env: None, tmp_path: Path
+    client: TestClient, score_env: None, tmp_path: Path
 ) -> None:
     rows: list[Any] = [
         {"id": "ok1", "text": "A great film."},
@@ -147,7 +135,7 @@ def test_bad_rows_go_to_the_errors_file_with_the_api_detail(
     assert "characters" in errors[2]["detail"][0]["msg"]  # the limit message, not a generic one
 
 
-def test_bad_forecast_rows_carry_the_api_detail(client: TestClient, env: None, tmp_path: Path) -> None:
+def test_bad_forecast_rows_carry_the_api_detail(client: TestClient, score_env: None, tmp_path: Path) -> None:
     rows = [{"id": 1, **series(20, 2)}, {"id": 2, "values": [1.0, 2.0], "horizon": 1},
             {"id": 3, **series(20, 0)}, {"id": 4, "horizon": 2}, {"id": 5, **series(80, 2)}]  # fmt: skip
     src = write_jsonl(tmp_path / "s.jsonl", rows)
@@ -158,7 +146,7 @@ def test_bad_forecast_rows_carry_the_api_detail(client: TestClient, env: None, t
         assert error["detail"] == client.post("/forecast", json={"series": [item]}).json()["detail"]
 
 
-def test_a_bad_option_stops_before_any_row(env: None, tmp_path: Path) -> None:
+def test_a_bad_option_stops_before_any_row(score_env: None, tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "r.jsonl", [{"text": "A great film."}])
     with pytest.raises(SystemExit, match="return_attention"):
         main(["sentiment", str(src), str(tmp_path / "o.jsonl"), "--option", "return_attention=3"])
@@ -169,7 +157,7 @@ def test_a_bad_option_stops_before_any_row(env: None, tmp_path: Path) -> None:
 # ---------------------------------------------------------------- formats
 
 
-def test_csv_and_parquet_round_trips_give_the_jsonl_answers(env: None, tmp_path: Path) -> None:
+def test_csv_and_parquet_round_trips_give_the_jsonl_answers(score_env: None, tmp_path: Path) -> None:
     rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(REVIEWS)]
     score("sentiment", write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "ref.jsonl")
     reference = read_jsonl(tmp_path / "ref.jsonl")
@@ -193,7 +181,9 @@ def test_csv_and_parquet_round_trips_give_the_jsonl_answers(env: None, tmp_path:
                 assert str(g["truncated"]).lower() == str(r["truncated"]).lower()
 
 
-def test_forecast_from_csv_reads_list_cells_as_json(client: TestClient, env: None, tmp_path: Path) -> None:
+def test_forecast_from_csv_reads_list_cells_as_json(
+    client: TestClient, score_env: None, tmp_path: Path
+) -> None:
     s = series(24, 3)
     with (tmp_path / "s.csv").open("w", newline="") as f:
         writer = csv.writer(f)
@@ -214,7 +204,7 @@ def test_forecast_from_csv_reads_list_cells_as_json(client: TestClient, env: Non
 
 
 def test_interrupted_run_resumes_without_rescoring_finished_parts(
-    env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    score_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rows = [{"id": i, "text": REVIEWS[i % len(REVIEWS)]} for i in range(23)]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
@@ -248,7 +238,7 @@ def test_interrupted_run_resumes_without_rescoring_finished_parts(
     assert out.read_text() == (tmp_path / "ref.jsonl").read_text()
 
 
-def test_resume_refuses_parts_of_a_different_job(env: None, tmp_path: Path) -> None:
+def test_resume_refuses_parts_of_a_different_job(score_env: None, tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in REVIEWS])
     out = tmp_path / "out.jsonl"
     score("sentiment", src, out, "--keep-parts", "--part-size", "4")
@@ -260,7 +250,7 @@ def test_resume_refuses_parts_of_a_different_job(env: None, tmp_path: Path) -> N
 # ---------------------------------------------------------------- the command itself
 
 
-def test_command_line_shows_progress_and_does_not_import_ray(env: None, tmp_path: Path) -> None:
+def test_command_line_shows_progress_and_does_not_import_ray(score_env: None, tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in REVIEWS])
     code = (
         "import sys, runpy; sys.argv = ['app.score', *sys.argv[1:]];"

@@ -16,17 +16,7 @@ import pytest
 import ray
 
 from app.score.ray_engine import PART, STAGED
-from tests.score_support import REVIEWS, score, series, set_env, write_jsonl, write_models
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_models(tmp_path_factory.mktemp("score-models"))
-
-
-@pytest.fixture
-def env(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    set_env(monkeypatch, model_dir)
+from tests.score_support import REVIEWS, score, series, write_jsonl
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -48,7 +38,7 @@ def errors_of(output: Path) -> str:
     return output.with_name(output.stem + ".errors.jsonl").read_text()
 
 
-def test_ray_engine_matches_local_engine_on_every_format(env: None, tmp_path: Path) -> None:
+def test_ray_engine_matches_local_engine_on_every_format(score_env: None, tmp_path: Path) -> None:
     rows: list[Any] = [{"id": f"r{i}", "text": t} for i, t in enumerate(REVIEWS)]
     rows[3] = {"id": "bad", "text": 5}  # one bad row, in the middle of a part
     jsonl = write_jsonl(tmp_path / "in.jsonl", [*rows, "{not json"])
@@ -75,7 +65,9 @@ def test_ray_engine_matches_local_engine_on_every_format(env: None, tmp_path: Pa
     assert errors_of(remote) == errors_of(local) != ""
 
 
-def test_ray_resume_keeps_finished_parts_and_rescores_half_written_ones(env: None, tmp_path: Path) -> None:
+def test_ray_resume_keeps_finished_parts_and_rescores_half_written_ones(
+    score_env: None, tmp_path: Path
+) -> None:
     rows = [{"id": i, "text": REVIEWS[i % len(REVIEWS)]} for i in range(10)]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out.jsonl"
