@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import socket
@@ -26,6 +25,8 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from training.bundle import replace_readme_section
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,15 +143,6 @@ def markdown(rows: list[tuple[str, Footprint]]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(readme: Path, section: str) -> None:
-    text = readme.read_text(encoding="utf-8")
-    block = f"<!-- install:start -->\n{section}\n<!-- install:end -->"
-    pattern = re.compile(r"<!-- install:start -->.*?<!-- install:end -->", re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{readme}: no <!-- install:start --> ... <!-- install:end --> markers")
-    readme.write_text(pattern.sub(lambda _: block, text), encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -170,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     section = markdown(rows)
     print(section)
     if not args.no_readme:
-        write_readme(args.readme, section)
+        replace_readme_section("install", section, args.readme)
     return 0
 
 

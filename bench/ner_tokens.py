@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from collections import Counter
@@ -25,6 +24,7 @@ from typing import Any
 
 from app.core.text import Token, tokenize, tokenize_conll
 from app.ner.tags import iob1_spans
+from training.bundle import replace_readme_section
 from training.ner.conlleval import score_spans
 from training.ner.data import Sentence, read_conll
 
@@ -162,19 +162,6 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_readme(readme: Path, section: str) -> None:
-    text = readme.read_text(encoding="utf-8")
-    block = f"<!-- ner-raw:start -->\n{section}\n<!-- ner-raw:end -->"
-    pattern = re.compile(r"<!-- ner-raw:start -->.*?<!-- ner-raw:end -->", re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    elif "<!-- ner:end -->" in text:
-        text = text.replace("<!-- ner:end -->", "<!-- ner:end -->\n\n" + block, 1)
-    else:
-        raise SystemExit(f"{readme}: no <!-- ner:end --> marker to put the section after")
-    readme.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -213,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     section = markdown(report)
     print(section)
     if not args.no_readme:
-        write_readme(args.readme, section)
+        replace_readme_section("ner-raw", section, args.readme)
     return 0
 
 
