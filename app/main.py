@@ -4,6 +4,7 @@ readiness, model info and metrics."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import importlib.util
 import logging
@@ -134,6 +135,12 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
             svc.batcher.start()
             log.info("model warm", extra={"model": name})
         state.services = services
+        # Everything loaded so far (models, vocabularies, spaCy) lives as long as the process: move
+        # it out of the cyclic GC's reach. Otherwise each full collection walks millions of these
+        # objects while holding the GIL, and every request in flight waits ~100 ms (p99 was 10x
+        # p50 on short texts).
+        gc.collect()
+        gc.freeze()
         state.readiness = Readiness(run_dir(), settings.worker_count)
         state.readiness.set(True)
         metrics.ready.set(1)
@@ -148,6 +155,7 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
             executor.shutdown(wait=True)
             decode_executor.shutdown(wait=True)
             metrics.close()
+            state.load.close()
             log.info("shut down", extra={"drained": all(results)})
 
     app = FastAPI(
@@ -174,6 +182,7 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
         max_body_bytes=settings.max_body_bytes,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         door=_door(state),
+        load=state.load,
     )
     # Outermost, so browsers' preflights are answered before the API-key check.
     if settings.cors_origin_list:

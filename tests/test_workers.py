@@ -23,7 +23,7 @@ import uvloop
 
 from app.core.batching import BatchingConfig, MicroBatcher, QueueFullError, ShuttingDownError
 from app.core.settings import Settings
-from app.core.workers import Readiness, resolve_workers, threads_per_worker
+from app.core.workers import RUN_DIR_ENV, Readiness, WorkerLoad, resolve_workers, threads_per_worker
 from tests.support.echo import SLOW, SLOW_SECONDS
 from tests.support.server import running_server
 
@@ -67,6 +67,81 @@ def test_readiness_counts_only_live_ready_workers(tmp_path: Path) -> None:
     mine.set(False)  # shutting down: this worker takes no more requests
     assert not mine.all_ready()
     assert not (tmp_path / "ready" / str(os.getpid())).exists()
+
+
+def test_worker_load_hands_back_a_connection_only_when_over_its_share(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(WorkerLoad, "INTERVAL_S", 0.0)
+    sibling_process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        mine = WorkerLoad(tmp_path, pid=os.getpid())
+        sibling = WorkerLoad(tmp_path, pid=sibling_process.pid)
+        mine.started()
+        assert not mine.over_share()  # one request is nobody's excess
+        mine.started()
+        assert mine.over_share()  # 2 here, 0 there
+        sibling.started()
+        assert not mine.over_share()  # 2 against 1: within the margin
+        mine.started()
+        assert mine.over_share()
+        mine.finished()
+        mine.finished()
+        assert mine.in_progress == 1
+        assert not mine.over_share()
+        # A sibling that died is not a place to send clients to.
+        mine.started()
+        sibling.finished()
+        assert mine.over_share()
+        sibling_process.kill()
+        sibling_process.wait()
+        mine._next_refresh = 0.0  # the folder is looked at again once a second
+        assert not mine.over_share()
+        mine.close()
+        assert not (tmp_path / "load" / str(os.getpid())).exists()
+    finally:
+        sibling_process.kill()
+    alone = WorkerLoad(None)
+    for _ in range(5):
+        alone.started()
+    assert not alone.over_share()
+
+
+def test_hand_back_is_limited_in_rate(tmp_path: Path) -> None:
+    """Counts swing as requests come and go: at most one connection per INTERVAL_S is sent away."""
+    sibling_process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        mine = WorkerLoad(tmp_path, pid=os.getpid())
+        WorkerLoad(tmp_path, pid=sibling_process.pid)
+        for _ in range(4):
+            mine.started()
+        assert [mine.over_share() for _ in range(3)] == [True, False, False]
+    finally:
+        sibling_process.kill()
+
+
+def test_over_its_share_a_worker_answers_connection_close(
+    echo_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The response itself is unchanged; it only tells the client to reconnect, and says so in
+    the metrics."""
+    monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
+    sibling_process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        WorkerLoad(tmp_path, pid=sibling_process.pid)  # an idle sibling
+        with echo_client() as client:
+            alone = client.post("/echo", json={"values": [[1.0]]})
+            assert alone.headers.get("connection") != "close"  # one request is within the margin
+            load = client.app.state.lstm.load
+            load.started()  # another request in progress on this worker, none on the sibling
+            busy = client.post("/echo", json={"values": [[1.0, 2.0]]})
+            load.finished()
+            assert busy.status_code == 200
+            assert busy.json() == {"sums": [3.0]}
+            assert busy.headers["connection"] == "close"
+            assert _metric(client.get("/metrics").text, "lstm_connections_handed_back_total") == 1
+    finally:
+        sibling_process.kill()
 
 
 # ---------------------------------------------------------------------------------------- admission

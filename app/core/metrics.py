@@ -65,6 +65,12 @@ class Metrics:
         self.queue = Gauge(
             "lstm_queue_depth", "Items waiting per model.", ["model"], registry=r, multiprocess_mode="livesum"
         )
+        self.handed_back = Counter(
+            "lstm_connections_handed_back",
+            "Keep-alive connections closed after a response because this worker had more than its "
+            "share (the client reconnects to a less busy worker).",
+            registry=r,
+        )
         self.ready = Gauge(
             "lstm_ready",
             "1 when every configured model is loaded and warm (in every worker).",

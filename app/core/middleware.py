@@ -1,5 +1,6 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it buffers and breaks streaming/cancellation):
-request ids, access logs and metrics, the body-size limit and the optional API key."""
+request ids, access logs and metrics, the body-size limit, the optional API key, and handing a
+keep-alive connection back when this worker holds more than its share (`WorkerLoad`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.logs import request_id_var
 from app.core.metrics import Metrics
+from app.core.workers import WorkerLoad
 
 log = logging.getLogger("app.access")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -44,6 +46,8 @@ async def _send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
+# uvicorn closes the connection after a response carrying it; the client reconnects elsewhere.
+_CLOSE = (b"connection", b"close")
 # The three request headers this layer reads; the others are left undecoded.
 _WANTED = frozenset({b"x-request-id", b"x-api-key", b"content-length"})
 
@@ -56,6 +60,7 @@ class ServiceMiddleware:
         max_body_bytes: int,
         api_key: str | None,
         door: Callable[[str], str | None] | None = None,
+        load: WorkerLoad | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -63,6 +68,7 @@ class ServiceMiddleware:
         self.api_key = api_key.encode() if api_key else None
         # path -> why a POST there is refused right now (its model is at capacity), or None.
         self.door = door
+        self.load = load or WorkerLoad(None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,12 +84,18 @@ class ServiceMiddleware:
         status = 500
         path = scope["path"]
         refused = False
+        load = self.load
+        load.started()
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), rid_header]
+                extra = [rid_header]
+                if load.over_share():
+                    extra.append(_CLOSE)
+                    self.metrics.handed_back.inc()
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
@@ -153,6 +165,7 @@ class ServiceMiddleware:
                     },
                 )
             request_id_var.reset(token)
+            load.finished()
 
     def _too_large(self, size: int) -> dict[str, Any]:
         return {

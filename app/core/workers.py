@@ -10,14 +10,19 @@ What the workers share is a run folder the supervisor creates (its path in `RUN_
 - `metrics/`: prometheus-client's multiprocess files, so `/metrics` from any worker adds up all
   of them;
 - `ready/`: one file per worker that has loaded and warmed its models, so `/readyz` from any worker
-  says 200 only when every worker is ready.
+  says 200 only when every worker is ready;
+- `load/`: one 8-byte counter per worker, the requests it is serving, so a worker holding more than
+  its share of keep-alive connections can hand one back (`WorkerLoad`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import mmap
 import os
+import struct
+import time
 from pathlib import Path
 
 RUN_DIR_ENV = "LSTM_SERVE_RUN_DIR"
@@ -100,3 +105,96 @@ class Readiness:
             return True
         pids = [int(p.name) for p in self.folder.iterdir() if p.name.isdigit()]
         return sum(_alive(pid) for pid in pids) >= self.workers
+
+
+class WorkerLoad:
+    """Requests in progress in this worker and in its siblings, to keep keep-alive connections
+    spread evenly over the workers.
+
+    The kernel gives each new connection to whichever worker accepts it first, and a keep-alive
+    client then stays there: 16 connections opened at once can land 11 on one worker and 5 on
+    the other, and the busy worker is then the bottleneck while the other idles. A worker serving
+    at least `MARGIN` requests more than the least busy sibling therefore answers with
+    `Connection: close`; the client reconnects, and the new connection goes to a worker that is
+    free to accept it. With closed-loop clients the requests in progress are the connections in
+    use, and counting them needs nothing from the ASGI server.
+
+    Alone (no run folder) it counts and never asks for a reconnect."""
+
+    MARGIN = 2
+    # At most one hand-back per this many seconds per worker: counts fluctuate as requests come
+    # and go, and a client sent away on noise only pays for a reconnect to land on a busy worker.
+    INTERVAL_S = 0.1
+    # How often the siblings' counter files are looked for again (workers are replaced when they die).
+    REFRESH_S = 1.0
+    _COUNT = struct.Struct("<q")
+
+    def __init__(self, folder: Path | None, pid: int | None = None) -> None:
+        self.pid = os.getpid() if pid is None else pid
+        self.in_progress = 0
+        self._own: mmap.mmap | None = None
+        self._siblings: dict[int, mmap.mmap] = {}
+        self._next_refresh = 0.0
+        self._next_handback = 0.0
+        self.folder = folder / "load" if folder else None
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._own = self._map(self.folder / str(self.pid), create=True)
+
+    @classmethod
+    def _map(cls, path: Path, create: bool = False) -> mmap.mmap:
+        fd = os.open(path, os.O_RDWR | (os.O_CREAT if create else 0), 0o600)
+        try:
+            if create:
+                os.ftruncate(fd, cls._COUNT.size)
+            return mmap.mmap(fd, cls._COUNT.size)
+        finally:
+            os.close(fd)
+
+    def started(self) -> None:
+        self.in_progress += 1
+        if self._own is not None:
+            self._COUNT.pack_into(self._own, 0, self.in_progress)
+
+    def finished(self) -> None:
+        self.in_progress -= 1
+        if self._own is not None:
+            self._COUNT.pack_into(self._own, 0, self.in_progress)
+
+    def over_share(self) -> bool:
+        """Whether this worker should hand the current connection back to the kernel."""
+        if self._own is None or self.in_progress < self.MARGIN:
+            return False
+        now = time.monotonic()
+        if now < self._next_handback:
+            return False
+        if now >= self._next_refresh:
+            self._next_refresh = now + self.REFRESH_S
+            self._refresh()
+        if not self._siblings:
+            return False
+        least: int = min(self._COUNT.unpack_from(m)[0] for m in self._siblings.values())
+        if self.in_progress < least + self.MARGIN:
+            return False
+        self._next_handback = now + self.INTERVAL_S
+        return True
+
+    def _refresh(self) -> None:
+        assert self.folder is not None
+        live = {int(p.name) for p in self.folder.iterdir() if p.name.isdigit() and int(p.name) != self.pid}
+        live = {pid for pid in live if _alive(pid)}
+        for pid in set(self._siblings) - live:
+            self._siblings.pop(pid).close()
+        for pid in live - set(self._siblings):
+            with contextlib.suppress(OSError, ValueError):
+                self._siblings[pid] = self._map(self.folder / str(pid))
+
+    def close(self) -> None:
+        """This worker is exiting: its counter stops counting."""
+        for m in self._siblings.values():
+            m.close()
+        self._siblings.clear()
+        if self._own is not None and self.folder is not None:
+            self._own.close()
+            self._own = None
+            (self.folder / str(self.pid)).unlink(missing_ok=True)
