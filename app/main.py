@@ -98,7 +98,11 @@ def _load_services(
             observer=metrics,
         )
         services[name] = ModelService(
-            task=task, batcher=batcher, timeout_s=settings.request_timeout_s, decode_executor=decode_executor
+            task=task,
+            batcher=batcher,
+            timeout_s=settings.request_timeout_s,
+            limits=settings.input_limits,
+            decode_executor=decode_executor,
         )
         log.info(
             "model loaded",

@@ -1,5 +1,5 @@
 """A loaded model as the HTTP layer sees it: its task, its batcher, and the request it serves; and
-the typed FastAPI dependencies the routes take (`SettingsDep`, `LimitsDep`, `service_for`)."""
+the typed FastAPI dependencies the routes take (`StateDep`, `service_for`)."""
 
 from __future__ import annotations
 
@@ -47,13 +47,15 @@ class ModelService(Generic[RequestT, ResponseT]):
     task: ModelTask[RequestT, Any, Any, ResponseT]
     batcher: MicroBatcher[Any, Any]
     timeout_s: float
+    # The request limits (MAX_ITEMS_PER_REQUEST...), from the settings at start-up.
+    limits: InputLimits
     request: Request | None = None
     # Where `decode` runs. A small pool of its own, not the default 40-thread one: tokenising holds
     # the GIL, so more threads add no throughput, only more contenders the event loop must win
     # the GIL against before it can answer /readyz or send a 503.
     decode_executor: Executor | None = None
 
-    async def handle(self, body: RequestT, limits: InputLimits) -> ResponseT:
+    async def handle(self, body: RequestT) -> ResponseT:
         """One request through the task's pipeline: admission (503 at once when the model has
         MAX_QUEUE_SIZE items in flight, before any work), decode (in a decode thread, unless the
         request is small enough to tokenise on the event loop: long texts would stall it),
@@ -61,12 +63,12 @@ class ModelService(Generic[RequestT, ResponseT]):
         with self.batcher.admit(self.task.request_size(body)):
             cost = self.task.decode_cost(body)
             if cost is not None and cost <= INLINE_DECODE_COST:
-                items = self.task.decode(body, limits)
+                items = self.task.decode(body, self.limits)
             elif self.decode_executor is None:
-                items = await run_in_threadpool(self.task.decode, body, limits)
+                items = await run_in_threadpool(self.task.decode, body, self.limits)
             else:
                 loop = asyncio.get_running_loop()
-                items = await loop.run_in_executor(self.decode_executor, self.task.decode, body, limits)
+                items = await loop.run_in_executor(self.decode_executor, self.task.decode, body, self.limits)
             results = await self.predict(items)
         return self.task.encode(body, items, results)
 
@@ -136,20 +138,6 @@ async def get_state(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
-
-
-async def get_settings(state: StateDep) -> Settings:
-    return state.settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-
-async def get_limits(settings: SettingsDep) -> InputLimits:
-    return settings.input_limits
-
-
-LimitsDep = Annotated[InputLimits, Depends(get_limits)]
 
 
 def service_for(

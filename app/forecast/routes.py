@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.core.service import LimitsDep, ModelService, service_for
+from app.core.service import ModelService, service_for
 from app.forecast.schemas import ForecastRequest, ForecastResponse
 from app.forecast.task import ForecastTask
 
@@ -21,5 +21,5 @@ ForecastService = Annotated[
     response_model=ForecastResponse,
     summary="Forecast one or more series with prediction intervals",
 )
-async def forecast(body: ForecastRequest, service: ForecastService, limits: LimitsDep) -> ForecastResponse:
-    return await service.handle(body, limits)
+async def forecast(body: ForecastRequest, service: ForecastService) -> ForecastResponse:
+    return await service.handle(body)

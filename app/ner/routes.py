@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.core.service import LimitsDep, ModelService, service_for
+from app.core.service import ModelService, service_for
 from app.ner.schemas import NerRequest, NerResponse
 from app.ner.task import NerTask
 
@@ -20,5 +20,5 @@ NerService = Annotated[ModelService[NerRequest, NerResponse], Depends(service_fo
     response_model_exclude_none=True,
     summary="Named entities (PER, ORG, LOC, MISC) with character offsets and CRF confidences",
 )
-async def ner(body: NerRequest, service: NerService, limits: LimitsDep) -> NerResponse:
-    return await service.handle(body, limits)
+async def ner(body: NerRequest, service: NerService) -> NerResponse:
+    return await service.handle(body)

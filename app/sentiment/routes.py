@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.core.service import LimitsDep, ModelService, service_for
+from app.core.service import ModelService, service_for
 from app.sentiment.schemas import SentimentRequest, SentimentResponse
 from app.sentiment.task import SentimentTask
 
@@ -19,7 +19,5 @@ SentimentService = Annotated[
 @router.post(
     "/sentiment", response_model=SentimentResponse, summary="Classify reviews as positive or negative"
 )
-async def sentiment(
-    body: SentimentRequest, service: SentimentService, limits: LimitsDep
-) -> SentimentResponse:
-    return await service.handle(body, limits)
+async def sentiment(body: SentimentRequest, service: SentimentService) -> SentimentResponse:
+    return await service.handle(body)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from app.core.bundle import TensorSpec
 from app.core.limits import InputLimits
-from app.core.service import LimitsDep, ModelService, service_for
+from app.core.service import ModelService, service_for
 from app.core.task import ModelTask
 
 POISON = -999.0
@@ -113,5 +113,5 @@ EchoService = Annotated[ModelService[EchoRequest, EchoResponse], Depends(service
 
 
 @router.post("/echo")
-async def echo(body: EchoRequest, service: EchoService, limits: LimitsDep) -> EchoResponse:
-    return await service.handle(body, limits)
+async def echo(body: EchoRequest, service: EchoService) -> EchoResponse:
+    return await service.handle(body)
