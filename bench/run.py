@@ -138,6 +138,15 @@ def run_cell(server: targets.Running, wl: Workload, connections: int, opts: Opti
     }
 
 
+def http_floor(server: targets.Running, connections: int, opts: Options) -> dict[str, Any]:
+    """GET /healthz under the same load: the same workers, middleware, logging and metrics with no
+    model work, i.e. the most req/s any one-input-per-request workload can reach on this stack."""
+    url = server.url + "/healthz"
+    wrk.run(url, [], connections, opts.warmup)
+    res = wrk.run(url, [], connections, opts.seconds)
+    return {"connections": connections, "rps": res.ok_rps, "p50_ms": res.p50_ms, "p99_ms": res.p99_ms}
+
+
 def run_target(
     make: Any, workloads: list[Workload], opts: Options, run_dir: Path
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -163,6 +172,11 @@ def run_target(
                     f"server {cell['server_cores']:.2f}  client {cell['client_cores']:.2f}  "
                     f"other {cell['other_cores']:.2f} cores"
                 )
+        floor = None
+        most = report.LOADED[-1]
+        if server.target.framework == "lstm-serve" and most in opts.concurrency:
+            floor = http_floor(server, most, opts)
+            log(f"  GET /healthz      c={most:<3} {floor['rps']:7.1f} req/s (the HTTP stack alone)")
         memory_after = targets.tree_memory_mib(server.proc.pid)
         info = {
             "name": name,
@@ -171,6 +185,7 @@ def run_target(
             "cold_start_s": server.cold_start_s,
             "memory_ready": server.memory_ready,
             "memory_after_load": memory_after,
+            "http_floor": floor,
             "env": {k: v for k, v in server.target.env if k not in ("MODEL_DIR", "PORT", "HOST")},
         }
         if server.target.framework == "lstm-serve":

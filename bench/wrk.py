@@ -26,11 +26,12 @@ local bodies = {}
 local i = 0
 init = function(args)
   local f = assert(io.open(args[1], "r"))
-  for line in f:lines() do bodies[#bodies + 1] = line end
+  for line in f:lines() do if line ~= "" then bodies[#bodies + 1] = line end end
   f:close()
   i = tonumber(args[2]) or 0
 end
 request = function()
+  if #bodies == 0 then return wrk.format("GET") end
   i = i % #bodies + 1
   return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[i])
 end
@@ -94,7 +95,8 @@ def run(
     timeout_s: float = 30.0,
     threads: int = 1,
 ) -> WrkResult:
-    """`connections` closed-loop clients POSTing `bodies` in turn (from `offset`) to `url`."""
+    """`connections` closed-loop clients POSTing `bodies` in turn (from `offset`) to `url`; with no
+    bodies, GETting it."""
     _check_loopback(url)
     with tempfile.TemporaryDirectory(prefix="wrk-") as tmp:
         script, body_file = Path(tmp) / "bodies.lua", Path(tmp) / "bodies.txt"

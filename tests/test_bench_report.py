@@ -140,3 +140,25 @@ def test_report_renders_every_section() -> None:
     section = report.readme_section(result)
     assert section.startswith(report.README_START)
     assert section.endswith(report.README_END)
+
+
+def test_a_ceiling_out_of_reach_of_the_http_stack_says_so() -> None:
+    """The short-text ceiling (400 items/s) is above what GET /healthz reached (250 req/s): the
+    verdict names that measured reason; the review ceiling (350) is met and needs no reason."""
+    result = _result()
+    result["servers"][0]["http_floor"] = {"connections": 64, "rps": 250.0, "p50_ms": 5.0, "p99_ms": 9.0}
+    verdicts = {t["target"]: t for t in report.targets(result)}
+    name = "sentiment-short, 64 connections: >= 80% of the all-core pipeline ceiling"
+    short = verdicts[name]
+    assert short["passed"] is False
+    assert "GET /healthz, no model work) answers 250 req/s, 62% of this ceiling" in short["measured"]
+    review = verdicts["sentiment-review, 64 connections: >= 80% of the all-core pipeline ceiling"]
+    assert "healthz" not in review["measured"]
+    text = report.results_markdown(result | {"targets": report.targets(result)})
+    assert "lstm-serve answers `GET /healthz`" in text
+    del result["servers"][0]["http_floor"]  # runs from before the floor was measured
+    again = {t["target"]: t for t in report.targets(result)}
+    assert (
+        "healthz"
+        not in again["sentiment-short, 64 connections: >= 80% of the all-core pipeline ceiling"]["measured"]
+    )
