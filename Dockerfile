@@ -27,11 +27,11 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 # onnxruntime-gpu brings the CUDA provider; torch (only with EXTRAS=torch) the CUDA build.
 RUN ORT_GPU=1 TORCH_INDEX_URL=${TORCH_INDEX_URL} bash scripts/install.sh "${EXTRAS}" && rm -rf /root/.cache
 COPY models ./models
-ENV MODEL_DIR=/srv/models HOST=0.0.0.0 PORT=8000 DEVICE=cuda
+ENV MODEL_DIR=/srv/models HOST=0.0.0.0 PORT=8000 PROBE_PORT=8001 DEVICE=cuda
 USER app
-EXPOSE 8000
+EXPOSE 8000 8001
 HEALTHCHECK --interval=15s --timeout=3s --start-period=90s --retries=3 \
-  CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('PORT', '8000'), timeout=2)"]
+  CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('PROBE_PORT', '8001'), timeout=2)"]
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "app"]
 
@@ -47,10 +47,10 @@ COPY app ./app
 RUN bash scripts/install.sh "${EXTRAS}" && rm -rf /root/.cache
 # Baked in so the image runs alone; docker-compose.yml mounts ./models over it read-only.
 COPY models ./models
-ENV MODEL_DIR=/srv/models HOST=0.0.0.0 PORT=8000 DEVICE=cpu
+ENV MODEL_DIR=/srv/models HOST=0.0.0.0 PORT=8000 PROBE_PORT=8001 DEVICE=cpu
 USER app
-EXPOSE 8000
+EXPOSE 8000 8001
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
-  CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('PORT', '8000'), timeout=2)"]
+  CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('PROBE_PORT', '8001'), timeout=2)"]
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "app"]

@@ -5,6 +5,8 @@ With WORKERS > 1 uvicorn's supervisor starts that many worker processes on one l
 folder the workers share (app/core/workers.py: merged metrics, readiness of every worker) and
 removes it when they have all exited. SIGTERM reaches the supervisor, which passes it to every
 worker; each stops accepting, drains its own batchers for up to SHUTDOWN_DRAIN_S and exits.
+This process also answers /healthz and /readyz on PROBE_PORT (app/core/probes.py): it serves no
+requests, so probes are answered at once however loaded the workers are.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import uvicorn
 
+from app.core.probes import ProbeServer
 from app.core.settings import Settings
 from app.core.workers import PROMETHEUS_ENV, RUN_DIR_ENV
 
@@ -23,14 +27,17 @@ def main(factory: str = "app.main:create_app") -> None:
     """Serve the app that `factory` builds (tests pass their own task set)."""
     settings = Settings()
     workers = settings.worker_count
-    run_folder = None
+    run_folder = tempfile.mkdtemp(prefix="lstm-serve-")
+    # Inherited by the workers, which read them at start (prometheus-client at import).
+    os.environ[RUN_DIR_ENV] = run_folder
     if workers > 1:
-        run_folder = tempfile.mkdtemp(prefix="lstm-serve-")
         os.makedirs(os.path.join(run_folder, "metrics"))
-        # Inherited by the workers, which read them at start (prometheus-client at import).
-        os.environ[RUN_DIR_ENV] = run_folder
         os.environ[PROMETHEUS_ENV] = os.path.join(run_folder, "metrics")
         os.environ["WORKERS"] = str(workers)  # `auto` resolved once, here, for every worker
+    probes = None
+    if settings.probe_port:
+        probes = ProbeServer(settings.host, settings.probe_port, Path(run_folder), workers)
+        probes.start()
     try:
         uvicorn.run(
             factory,
@@ -45,8 +52,9 @@ def main(factory: str = "app.main:create_app") -> None:
             proxy_headers=True,
         )
     finally:
-        if run_folder is not None:
-            shutil.rmtree(run_folder, ignore_errors=True)
+        if probes is not None:
+            probes.stop()
+        shutil.rmtree(run_folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

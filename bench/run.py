@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from bench import ceiling, machine, profile, report, targets, wrk
-from bench.server import ServerConfig, machine_cpu_seconds
+from bench.server import HOST, ServerConfig, machine_cpu_seconds
 from bench.workloads import Workload, build_workloads
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -233,8 +233,9 @@ def run_profile(workloads: list[Workload], opts: Options, run_dir: Path, seconds
 
 def run_overload(wl: Workload, opts: Options, run_dir: Path, connections: int = 512) -> dict[str, Any]:
     """lstm-serve at shipped settings but a small queue, `connections` closed-loop clients of
-    reviews, while a probe opens a fresh connection every 100 ms for /readyz, /healthz or one new
-    review, and checks the review's answer against the one it got on a quiet server."""
+    reviews, while a probe opens a fresh connection every 100 ms for /readyz or /healthz on the
+    probe port, one new review, or /readyz on the service port, and checks the review's answer
+    against the one it got on a quiet server."""
     config = ServerConfig(max_queue_size=64, models=tuple(opts.models))
     log(f"overload: {connections} connections of {wl.name}, MAX_QUEUE_SIZE={config.max_queue_size}")
     make = partial(targets.lstm_serve, opts.model_dir, config=config)
@@ -243,28 +244,36 @@ def run_overload(wl: Workload, opts: Options, run_dir: Path, connections: int = 
         expected = httpx.post(
             server.url + wl.endpoint, content=body, headers={"content-type": "application/json"}
         ).json()
-        probes: dict[str, list[float]] = {"readyz": [], "healthz": [], "fresh": []}
+        # The orchestrator's probes go to the probe port; the service port's own /readyz is
+        # measured too (a caller without the probe port), but it is one request among the load.
+        probe_url = f"http://{HOST}:{server.target.probe_port}"
+        kinds = {
+            "readyz": (probe_url, "/readyz"),
+            "healthz": (probe_url, "/healthz"),
+            "fresh": (server.url, wl.endpoint),
+            "readyz on the service port": (server.url, "/readyz"),
+        }
+        probes: dict[str, list[float]] = {k: [] for k in kinds}
         statuses: dict[str, dict[int, int]] = {k: {} for k in probes}
         wrong: list[str] = []
         stop = threading.Event()
 
         def probe() -> None:
-            kinds = ["readyz", "healthz", "fresh"]
+            names = list(kinds)
             n = 0
             while not stop.is_set():
-                kind = kinds[n % 3]
+                kind = names[n % len(names)]
+                base, path = kinds[kind]
                 n += 1
                 t0 = time.perf_counter()
                 try:
-                    with httpx.Client(base_url=server.url, timeout=30) as c:  # a fresh connection
+                    with httpx.Client(base_url=base, timeout=30) as c:  # a fresh connection
                         if kind == "fresh":
-                            r = c.post(
-                                wl.endpoint, content=body, headers={"content-type": "application/json"}
-                            )
+                            r = c.post(path, content=body, headers={"content-type": "application/json"})
                             if r.status_code == 200 and r.json() != expected:
                                 wrong.append(r.text[:200])
                         else:
-                            r = c.get(f"/{kind}")
+                            r = c.get(path)
                     status = r.status_code
                 except httpx.HTTPError as exc:
                     status = -1

@@ -41,11 +41,13 @@ class Target:
     ready_path: str  # GET 200 (or POST the probe body when ready_post)
     ready_post: bool = False
     models: tuple[str, ...] = ("sentiment", "ner")
+    probe_port: int | None = None  # lstm-serve's PROBE_PORT (/healthz, /readyz off the request path)
 
 
 def lstm_serve(model_dir: Path, port: int, config: ServerConfig | None = None) -> Target:
     config = config or ServerConfig()
-    env = config.env(model_dir, port)
+    probe_port = free_port()
+    env = config.env(model_dir, port) | {"PROBE_PORT": str(probe_port)}
     return Target(
         "lstm-serve",
         "lstm-serve",
@@ -54,6 +56,7 @@ def lstm_serve(model_dir: Path, port: int, config: ServerConfig | None = None) -
         tuple(env.items()),
         "/readyz",
         models=config.models or ("sentiment", "ner", "forecast"),
+        probe_port=probe_port,
     )
 
 

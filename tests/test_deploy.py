@@ -31,7 +31,7 @@ def test_compose_environment_names_real_settings() -> None:
 
 # Compose values set by the image rather than the host's environment, and defaults that differ
 # from the service's on purpose.
-COMPOSE_FIXED = {"MODEL_DIR", "HOST", "PORT"}
+COMPOSE_FIXED = {"MODEL_DIR", "HOST", "PORT", "PROBE_PORT"}
 COMPOSE_OWN_DEFAULTS = {"DEVICE": "cpu"}
 
 
@@ -66,7 +66,7 @@ def test_compose_port_volume_and_healthcheck_agree_with_settings() -> None:
     source, target, mode = volume.split(":")
     assert (source, target, mode) == ("./models", env["MODEL_DIR"], "ro")
     test = " ".join(svc["healthcheck"]["test"])
-    assert f"127.0.0.1:{container_port}/readyz" in test
+    assert f"127.0.0.1:{env['PROBE_PORT']}/readyz" in test  # the probe port: answered under any load
     assert svc["build"]["target"] == "cpu"
     # compose's grace period must outlast the service's own drain deadline
     grace = int(re.fullmatch(r"(\d+)s", svc["stop_grace_period"]).group(1))  # type: ignore[union-attr]
@@ -82,7 +82,8 @@ def test_dockerfile_runs_non_root_with_readiness_healthcheck() -> None:
         assert re.search(r"^USER app$", stage, re.M)
         assert "useradd" in stage
         assert "--uid 10001" in stage
-        assert re.search(r"^HEALTHCHECK .*\n?.*/readyz", stage, re.M)
+        assert re.search(r"^HEALTHCHECK .*\n?.*/readyz' % os.environ.get\('PROBE_PORT'", stage, re.M)
+        assert "PROBE_PORT=8001" in stage
         assert "bash scripts/install.sh" in stage  # the same install a local user runs
         assert 'CMD ["python", "-m", "app"]' in stage
         assert "ENV MODEL_DIR=/srv/models" in stage

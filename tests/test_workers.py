@@ -22,10 +22,11 @@ import pytest
 import uvloop
 
 from app.core.batching import BatchingConfig, MicroBatcher, QueueFullError, ShuttingDownError
+from app.core.probes import ProbeServer
 from app.core.settings import Settings
 from app.core.workers import RUN_DIR_ENV, Readiness, WorkerLoad, resolve_workers, threads_per_worker
 from tests.support.echo import SLOW, SLOW_SECONDS
-from tests.support.server import running_server
+from tests.support.server import free_port, running_server
 
 ECHO = "tests.support.echo_app:create"
 
@@ -144,6 +145,28 @@ def test_over_its_share_a_worker_answers_connection_close(
         sibling_process.kill()
 
 
+def test_probe_port_says_ready_only_when_every_worker_is(tmp_path: Path) -> None:
+    probes = ProbeServer("127.0.0.1", 0, tmp_path, workers=2)
+    probes.start()
+    url = f"http://127.0.0.1:{probes.port}"
+    try:
+        assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+        first = httpx.get(f"{url}/readyz")
+        assert (first.status_code, first.json()["ready_workers"]) == (503, 0)  # still loading
+        Readiness(tmp_path, workers=2).set(True)  # this process: one worker ready
+        assert httpx.get(f"{url}/readyz").status_code == 503
+        (tmp_path / "ready" / str(os.getppid())).touch()  # a second, live one
+        ready = httpx.get(f"{url}/readyz")
+        assert (ready.status_code, ready.json()) == (200, {"status": "ready", "workers": 2})
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+        (tmp_path / "ready" / str(os.getppid())).unlink()
+        (tmp_path / "ready" / gone.stdout.decode().strip()).touch()  # died after getting ready
+        assert httpx.get(f"{url}/readyz").status_code == 503
+        assert httpx.get(f"{url}/metrics").status_code == 404
+    finally:
+        probes.stop()
+
+
 # ---------------------------------------------------------------------------------------- admission
 
 
@@ -200,8 +223,13 @@ def test_request_over_capacity_is_refused_before_decode(echo_client: Any) -> Non
 
 
 def test_two_workers_share_the_port_metrics_and_readiness(echo_model_dir: Path) -> None:
-    env = {"MODEL_DIR": str(echo_model_dir), "WORKERS": "2"}
+    probe_port = free_port()
+    env = {"MODEL_DIR": str(echo_model_dir), "WORKERS": "2", "PROBE_PORT": str(probe_port)}
     with running_server(env, factory=ECHO) as (proc, url):
+        # the supervisor answers the probes, counting both workers
+        probe = httpx.get(f"http://127.0.0.1:{probe_port}/readyz")
+        assert (probe.status_code, probe.json()) == (200, {"status": "ready", "workers": 2})
+        assert httpx.get(f"http://127.0.0.1:{probe_port}/healthz").json() == {"status": "ok"}
         n = 40
 
         async def many() -> list[httpx.Response]:
@@ -280,13 +308,15 @@ async def _http(
 def test_overload_512_connections_refuses_fast_and_probes_answer(echo_model_dir: Path) -> None:
     """512 connections in a closed loop against 2 workers that each admit 16 items of a model
     doing ~5 ms per call: every fresh request is answered (200 or 503) within 1 s, /readyz and
-    /healthz too, and every accepted request gets its right answer."""
+    /healthz on the probe port too, and every accepted request gets its right answer."""
+    probe_port = free_port()
     env = {
         "MODEL_DIR": str(echo_model_dir),
         "WORKERS": "2",
         "MAX_QUEUE_SIZE": "16",
         "MAX_BATCH_SIZE": "8",
         "ECHO_CALL_MS": "5",
+        "PROBE_PORT": str(probe_port),
     }
     port_of = re.compile(r":(\d+)$")
     with running_server(env, factory=ECHO) as (_, url):
@@ -314,8 +344,8 @@ def test_overload_512_connections_refuses_fast_and_probes_answer(echo_model_dir:
                 writer.close()
 
         async def probe(path: str, stop: float) -> None:
-            while time.monotonic() < stop:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            while time.monotonic() < stop:  # on the probe port, where orchestrators send them
+                reader, writer = await asyncio.open_connection("127.0.0.1", probe_port)
                 t0 = time.monotonic()
                 status, _ = await _http(reader, writer, "GET", path)
                 worst[path.strip("/")] = max(worst[path.strip("/")], time.monotonic() - t0)

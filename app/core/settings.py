@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     )
     host: str = Field("0.0.0.0", description="Bind address.")
     port: int = Field(8000, ge=1, le=65535, description="Bind port.")
+    probe_port: int = Field(
+        8001,
+        ge=0,
+        le=65535,
+        description="Port where `python -m app` answers GET /healthz and /readyz outside the request "
+        "path (in milliseconds under any load; point orchestrator probes here); 0: off.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     api_key: SecretStr | None = Field(
         None,

@@ -10,7 +10,7 @@ What the workers share is a run folder the supervisor creates (its path in `RUN_
 - `metrics/`: prometheus-client's multiprocess files, so `/metrics` from any worker adds up all
   of them;
 - `ready/`: one file per worker that has loaded and warmed its models, so `/readyz` from any worker
-  says 200 only when every worker is ready;
+  (and from the probe port, app/core/probes.py) says 200 only when every worker is ready;
 - `load/`: one 8-byte counter per worker, the requests it is serving, so a worker holding more than
   its share of keep-alive connections can hand one back (`WorkerLoad`).
 """
@@ -103,8 +103,15 @@ class Readiness:
             return False
         if self.folder is None:
             return True
-        pids = [int(p.name) for p in self.folder.iterdir() if p.name.isdigit()]
-        return sum(_alive(pid) for pid in pids) >= self.workers
+        return ready_workers(self.folder.parent) >= self.workers
+
+
+def ready_workers(run_folder: Path) -> int:
+    """Live workers that have said they are ready (what /readyz and the probe port count)."""
+    folder = run_folder / "ready"
+    if not folder.is_dir():
+        return 0
+    return sum(_alive(int(p.name)) for p in folder.iterdir() if p.name.isdigit())
 
 
 class WorkerLoad:

@@ -37,6 +37,7 @@ def running_server(
         "PORT": str(port),
         "LOG_LEVEL": "warning",
         "WORKERS": "1",
+        "PROBE_PORT": "0",  # off unless a test asks (a fixed port would collide between servers)
         **env,
     }
     proc = subprocess.Popen(
