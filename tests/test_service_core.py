@@ -38,6 +38,8 @@ def test_request_id_is_echoed_or_made(echo_client: Callable[..., Any]) -> None:
         )
         made = client.get("/healthz", headers={"x-request-id": "bad id\n"}).headers["x-request-id"]
         assert re.fullmatch(r"[0-9a-f]{32}", made)
+        others = {client.get("/healthz").headers["x-request-id"] for _ in range(20)}
+        assert len(others | {made}) == 21  # every request its own
 
 
 def test_models_lists_manifests_without_large_tables(echo_client: Callable[..., Any]) -> None:

@@ -5,11 +5,12 @@ keep-alive connection back when this worker holds more than its share (`WorkerLo
 from __future__ import annotations
 
 import hmac
+import itertools
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,16 @@ async def _send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
+# Made request ids: 32 hex digits, a random per-process prefix and a counter. Unique without a
+# uuid4 per request, whose os.urandom call was 5% of a worker's time refusing a flood of requests.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count()
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+
+
 # uvicorn closes the connection after a response carrying it; the client reconnects elsewhere.
 _CLOSE = (b"connection", b"close")
 # The three request headers this layer reads; the others are left undecoded.
@@ -77,7 +88,7 @@ class ServiceMiddleware:
         # ASGI servers hand header names over lower-cased.
         headers = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in _WANTED}
         supplied = headers.get("x-request-id", "")
-        rid = supplied if _SAFE_ID.match(supplied) else uuid.uuid4().hex
+        rid = supplied if _SAFE_ID.match(supplied) else _new_request_id()
         token = request_id_var.set(rid)
         rid_header = (b"x-request-id", rid.encode())
         started = time.perf_counter()
