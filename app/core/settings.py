@@ -97,7 +97,7 @@ class Settings(BaseSettings):
         ge=0,
         le=65535,
         description="Port where `python -m app` answers GET /healthz and /readyz outside the request "
-        "path (in milliseconds under any load; point orchestrator probes here); 0: off.",
+        "path (point orchestrator probes here); 0: off.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     api_key: SecretStr | None = Field(
