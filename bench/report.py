@@ -18,6 +18,8 @@ TAIL_MAX = 3.0  # p99 <= 3x p50 at 16 connections
 CEILING_SHARE = 0.80  # >= 80% of the all-core pipeline ceiling at 64 connections
 CEILING_WORKLOADS = ("sentiment-review", "sentiment-short")
 PROBE_MAX_MS = 1000.0
+# The overload probe that is reported but not judged (bench.run names its probes with it).
+SERVICE_PORT_READYZ = "readyz on the service port"
 RSS_MAX_MIB = 1.5 * 1024
 
 
@@ -76,9 +78,14 @@ def best_peer(result: dict[str, Any], workload: str, connections: int) -> dict[s
     return max(found, key=lambda c: c["rps"]) if found else None
 
 
+def _lstm_serve(result: dict[str, Any]) -> dict[str, Any] | None:
+    """lstm-serve's entry among the run's servers (absent when only peers ran)."""
+    return next((s for s in result["servers"] if s["framework"] == "lstm-serve"), None)
+
+
 def http_floor(result: dict[str, Any]) -> dict[str, Any] | None:
     """lstm-serve's GET /healthz at 64 connections: its HTTP stack alone, no model work."""
-    me = next((s for s in result["servers"] if s["framework"] == "lstm-serve"), None)
+    me = _lstm_serve(result)
     floor: dict[str, Any] | None = None if me is None else me.get("http_floor")
     return floor
 
@@ -131,14 +138,17 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                 mine["p50_ms"] <= fastest["p50_ms"],
                 f"{mine['p50_ms']:.2f} vs {fastest['p50_ms']:.2f} ms ({fastest['target']})",
             )
+    floor = http_floor(result)
     for wl in CEILING_WORKLOADS:
         mine, ceil = _cell(result, "lstm-serve", wl, 64), _ceiling(result, wl)
         if mine is not None and ceil is not None:
             share = mine["rps"] / ceil["pipeline"]
             measured = f"{share:.0%} ({mine['rps']:.0f} of {ceil['pipeline']:.0f} items/s)"
-            floor = http_floor(result)
-            below = floor is not None and floor["rps"] < CEILING_SHARE * ceil["pipeline"]
-            if share < CEILING_SHARE and floor is not None and below:
+            if (
+                share < CEILING_SHARE
+                and floor is not None
+                and floor["rps"] < CEILING_SHARE * ceil["pipeline"]
+            ):
                 measured += (
                     f"; the HTTP stack alone (GET /healthz, no model work) answers {floor['rps']:.0f} req/s, "
                     f"{floor['rps'] / ceil['pipeline']:.0%} of this ceiling"
@@ -165,7 +175,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             f"{len(ov['wrong_answers'])} wrong, {ov['socket_errors']} socket errors, "
             f"recovered: {ov['recovered']}",
         )
-    me = next((s for s in result["servers"] if s["framework"] == "lstm-serve"), None)
+    me = _lstm_serve(result)
     if me is not None:
         mem = me["memory_after_load"]
         add(
@@ -300,9 +310,6 @@ def cpu_table(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-SERVICE_PORT_READYZ = "readyz on the service port"
-
-
 def overload_block(result: dict[str, Any]) -> str:
     ov = result.get("overload")
     if not ov:
@@ -342,9 +349,8 @@ def quantization_table(result: dict[str, Any]) -> str:
         "default | served in this run |",
         "|---|---|--:|--:|--:|--:|--:|---|---|",
     ]
-    served: dict[str, Any] = next(
-        (s.get("models", {}) for s in result["servers"] if s["framework"] == "lstm-serve"), {}
-    )
+    me = _lstm_serve(result)
+    served: dict[str, Any] = {} if me is None else me.get("models", {})
     for name, q in (result.get("quantization") or {}).items():
         if q is None:
             rows.append(f"| {name} | (no int8 graph in the bundle) | | | | | | | float32 |")

@@ -251,7 +251,7 @@ def run_overload(wl: Workload, opts: Options, run_dir: Path, connections: int = 
             "readyz": (probe_url, "/readyz"),
             "healthz": (probe_url, "/healthz"),
             "fresh": (server.url, wl.endpoint),
-            "readyz on the service port": (server.url, "/readyz"),
+            report.SERVICE_PORT_READYZ: (server.url, "/readyz"),
         }
         probes: dict[str, list[float]] = {k: [] for k in kinds}
         statuses: dict[str, dict[int, int]] = {k: {} for k in probes}
