@@ -106,12 +106,17 @@ class Readiness:
         return ready_workers(self.folder.parent) >= self.workers
 
 
+def _live_pids(folder: Path) -> set[int]:
+    """The live processes among the files of `folder` named by pid (a worker that died leaves
+    its file behind; uvicorn replaces it)."""
+    if not folder.is_dir():
+        return set()
+    return {pid for pid in (int(p.name) for p in folder.iterdir() if p.name.isdigit()) if _alive(pid)}
+
+
 def ready_workers(run_folder: Path) -> int:
     """Live workers that have said they are ready (what /readyz and the probe port count)."""
-    folder = run_folder / "ready"
-    if not folder.is_dir():
-        return 0
-    return sum(_alive(int(p.name)) for p in folder.iterdir() if p.name.isdigit())
+    return len(_live_pids(run_folder / "ready"))
 
 
 class WorkerLoad:
@@ -188,8 +193,7 @@ class WorkerLoad:
 
     def _refresh(self) -> None:
         assert self.folder is not None
-        live = {int(p.name) for p in self.folder.iterdir() if p.name.isdigit() and int(p.name) != self.pid}
-        live = {pid for pid in live if _alive(pid)}
+        live = _live_pids(self.folder) - {self.pid}
         for pid in set(self._siblings) - live:
             self._siblings.pop(pid).close()
         for pid in live - set(self._siblings):
