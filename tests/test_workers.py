@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,23 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return float(found.group(1))
 
 
+@pytest.fixture
+def sibling() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process standing in for a sibling worker (its pid names its files)."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (a worker that died, leaving its files behind)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    return int(done.stdout)
+
+
 # ----------------------------------------------------------------------------------------- settings
 
 
@@ -59,9 +77,7 @@ def test_readiness_counts_only_live_ready_workers(tmp_path: Path) -> None:
     assert not mine.all_ready()
     mine.set(True)
     assert not mine.all_ready()  # the other worker has not said so yet
-    other = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
-    dead_pid = int(other.stdout)
-    (tmp_path / "ready" / str(dead_pid)).touch()  # a worker that died after getting ready
+    (tmp_path / "ready" / str(_dead_pid())).touch()  # a worker that died after getting ready
     assert not mine.all_ready()
     (tmp_path / "ready" / str(os.getppid())).touch()  # a live one
     assert mine.all_ready()
@@ -71,78 +87,66 @@ def test_readiness_counts_only_live_ready_workers(tmp_path: Path) -> None:
 
 
 def test_worker_load_hands_back_a_connection_only_when_over_its_share(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sibling: subprocess.Popen[bytes]
 ) -> None:
     monkeypatch.setattr(WorkerLoad, "INTERVAL_S", 0.0)
-    sibling_process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        mine = WorkerLoad(tmp_path, pid=os.getpid())
-        sibling = WorkerLoad(tmp_path, pid=sibling_process.pid)
-        mine.started()
-        assert not mine.over_share()  # one request is nobody's excess
-        mine.started()
-        assert mine.over_share()  # 2 here, 0 there
-        sibling.started()
-        assert not mine.over_share()  # 2 against 1: within the margin
-        mine.started()
-        assert mine.over_share()
-        mine.finished()
-        mine.finished()
-        assert mine.in_progress == 1
-        assert not mine.over_share()
-        # A sibling that died is not a place to send clients to.
-        mine.started()
-        sibling.finished()
-        assert mine.over_share()
-        sibling_process.kill()
-        sibling_process.wait()
-        mine._next_refresh = 0.0  # the folder is looked at again once a second
-        assert not mine.over_share()
-        mine.close()
-        assert not (tmp_path / "load" / str(os.getpid())).exists()
-    finally:
-        sibling_process.kill()
+    mine = WorkerLoad(tmp_path, pid=os.getpid())
+    theirs = WorkerLoad(tmp_path, pid=sibling.pid)
+    mine.started()
+    assert not mine.over_share()  # one request is nobody's excess
+    mine.started()
+    assert mine.over_share()  # 2 here, 0 there
+    theirs.started()
+    assert not mine.over_share()  # 2 against 1: within the margin
+    mine.started()
+    assert mine.over_share()
+    mine.finished()
+    mine.finished()
+    assert mine.in_progress == 1
+    assert not mine.over_share()
+    # A sibling that died is not a place to send clients to.
+    mine.started()
+    theirs.finished()
+    assert mine.over_share()
+    sibling.kill()
+    sibling.wait()
+    mine._next_refresh = 0.0  # the folder is looked at again once a second
+    assert not mine.over_share()
+    mine.close()
+    assert not (tmp_path / "load" / str(os.getpid())).exists()
     alone = WorkerLoad(None)
     for _ in range(5):
         alone.started()
     assert not alone.over_share()
 
 
-def test_hand_back_is_limited_in_rate(tmp_path: Path) -> None:
+def test_hand_back_is_limited_in_rate(tmp_path: Path, sibling: subprocess.Popen[bytes]) -> None:
     """Counts swing as requests come and go: at most one connection per INTERVAL_S is sent away."""
-    sibling_process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        mine = WorkerLoad(tmp_path, pid=os.getpid())
-        WorkerLoad(tmp_path, pid=sibling_process.pid)
-        for _ in range(4):
-            mine.started()
-        assert [mine.over_share() for _ in range(3)] == [True, False, False]
-    finally:
-        sibling_process.kill()
+    mine = WorkerLoad(tmp_path, pid=os.getpid())
+    WorkerLoad(tmp_path, pid=sibling.pid)
+    for _ in range(4):
+        mine.started()
+    assert [mine.over_share() for _ in range(3)] == [True, False, False]
 
 
 def test_over_its_share_a_worker_answers_connection_close(
-    echo_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    echo_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sibling: subprocess.Popen[bytes]
 ) -> None:
     """The response itself is unchanged; it only tells the client to reconnect, and says so in
     the metrics."""
     monkeypatch.setenv(RUN_DIR_ENV, str(tmp_path))
-    sibling_process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        WorkerLoad(tmp_path, pid=sibling_process.pid)  # an idle sibling
-        with echo_client() as client:
-            alone = client.post("/echo", json={"values": [[1.0]]})
-            assert alone.headers.get("connection") != "close"  # one request is within the margin
-            load = client.app.state.lstm.load
-            load.started()  # another request in progress on this worker, none on the sibling
-            busy = client.post("/echo", json={"values": [[1.0, 2.0]]})
-            load.finished()
-            assert busy.status_code == 200
-            assert busy.json() == {"sums": [3.0]}
-            assert busy.headers["connection"] == "close"
-            assert _metric(client.get("/metrics").text, "lstm_connections_handed_back_total") == 1
-    finally:
-        sibling_process.kill()
+    WorkerLoad(tmp_path, pid=sibling.pid)  # an idle sibling
+    with echo_client() as client:
+        alone = client.post("/echo", json={"values": [[1.0]]})
+        assert alone.headers.get("connection") != "close"  # one request is within the margin
+        load = client.app.state.lstm.load
+        load.started()  # another request in progress on this worker, none on the sibling
+        busy = client.post("/echo", json={"values": [[1.0, 2.0]]})
+        load.finished()
+        assert busy.status_code == 200
+        assert busy.json() == {"sums": [3.0]}
+        assert busy.headers["connection"] == "close"
+        assert _metric(client.get("/metrics").text, "lstm_connections_handed_back_total") == 1
 
 
 def test_probe_port_says_ready_only_when_every_worker_is(tmp_path: Path) -> None:
@@ -158,9 +162,8 @@ def test_probe_port_says_ready_only_when_every_worker_is(tmp_path: Path) -> None
         (tmp_path / "ready" / str(os.getppid())).touch()  # a second, live one
         ready = httpx.get(f"{url}/readyz")
         assert (ready.status_code, ready.json()) == (200, {"status": "ready", "workers": 2})
-        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
         (tmp_path / "ready" / str(os.getppid())).unlink()
-        (tmp_path / "ready" / gone.stdout.decode().strip()).touch()  # died after getting ready
+        (tmp_path / "ready" / str(_dead_pid())).touch()  # died after getting ready
         assert httpx.get(f"{url}/readyz").status_code == 503
         assert httpx.get(f"{url}/metrics").status_code == 404
     finally:
