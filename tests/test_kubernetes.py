@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from app.core.probes import ProbeServer
+from app.core.probes import probe_answer
 from app.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,8 +166,6 @@ def test_every_variable_is_a_setting_with_a_valid_value() -> None:
 
 def test_probes_and_ports_match_the_app(tmp_path: Path) -> None:
     # What the probe port answers (a supervisor with no ready worker yet): 404 for anything else.
-    answers = ProbeServer("127.0.0.1", 0, tmp_path, workers=1)
-    answers.httpd.server_close()
     dockerfile = (ROOT / "Dockerfile").read_text()
     uid = int(re.search(r"useradd .*--uid (\d+) app", dockerfile).group(1))  # type: ignore[union-attr]
     for label, docs in all_sets():
@@ -182,7 +180,7 @@ def test_probes_and_ports_match_the_app(tmp_path: Path) -> None:
         assert probes["startupProbe"]["path"] == "/readyz"  # liveness counts once the models are warm
         assert probes["livenessProbe"]["path"] == "/healthz"
         for probe in probes.values():
-            assert answers.answer(probe["path"])[0] in (200, 503), probe
+            assert probe_answer(probe["path"], tmp_path, workers=1)[0] in (200, 503), probe
             assert probe["port"] in (probe_port["name"], probe_port["containerPort"])
         service = one(docs, "Service")
         (sport,) = service["spec"]["ports"]

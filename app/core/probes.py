@@ -13,8 +13,8 @@ workers share (app/core/workers.py):
 - `GET /readyz`: 200 when every worker has loaded and warmed its models (`ready/`), else 503 —
   during start-up, and again while the workers drain on SIGTERM.
 
-The service port keeps its own `/healthz` and `/readyz` (same bodies) for callers without access
-to this port.
+The service port keeps its own `/healthz` and `/readyz` for callers without access to this port
+(the same statuses; its `/readyz` lists the models, this one counts the workers).
 """
 
 from __future__ import annotations
@@ -31,6 +31,19 @@ from app.core.workers import ready_workers
 log = logging.getLogger("app.probes")
 
 
+def probe_answer(path: str, run_folder: Path, workers: int) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body for GET `path` on the probe port."""
+    path = path.split("?", 1)[0]
+    if path == "/healthz":
+        return 200, {"status": "ok"}
+    if path == "/readyz":
+        ready = ready_workers(run_folder)
+        if ready >= workers:
+            return 200, {"status": "ready", "workers": workers}
+        return 503, {"status": "not ready", "ready_workers": ready, "workers": workers}
+    return 404, {"detail": "probes: GET /healthz or /readyz"}
+
+
 class ProbeServer:
     """A small threaded HTTP server for the two probes; `start()` returns once it listens."""
 
@@ -41,7 +54,7 @@ class ProbeServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                status, body = owner.answer(self.path)
+                status, body = probe_answer(self.path, owner.run_folder, owner.workers)
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -56,17 +69,6 @@ class ProbeServer:
         self.httpd.daemon_threads = True
         self.port = int(self.httpd.server_address[1])
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="probes", daemon=True)
-
-    def answer(self, path: str) -> tuple[int, dict[str, Any]]:
-        path = path.split("?", 1)[0]
-        if path == "/healthz":
-            return 200, {"status": "ok"}
-        if path == "/readyz":
-            ready = ready_workers(self.run_folder)
-            if ready >= self.workers:
-                return 200, {"status": "ready", "workers": self.workers}
-            return 503, {"status": "not ready", "ready_workers": ready, "workers": self.workers}
-        return 404, {"detail": "probes: GET /healthz or /readyz"}
 
     def start(self) -> None:
         self._thread.start()
