@@ -50,8 +50,7 @@ def tokenize(text: str) -> list[Token]:
         word = run.group()
         cached = _RUNS.get(word)
         if cached is None:
-            pieces = tuple((t.text, t.idx) for t in _tokenizer()(word) if not t.is_space)
-            cached = (pieces, any(piece in _contextual_cases() for piece, _ in pieces))
+            cached = run_pieces(word)
             if len(_RUNS) >= _RUNS_MAX:
                 _RUNS.clear()  # bounded memory; the common runs come back at once
             _RUNS[word] = cached
@@ -61,6 +60,14 @@ def tokenize(text: str) -> list[Token]:
         base = run.start()
         tokens.extend(Token(piece, base + at, base + at + len(piece)) for piece, at in pieces)
     return tokens
+
+
+def run_pieces(run: str) -> tuple[tuple[tuple[str, int], ...], bool]:
+    """spaCy's tokens of one whitespace run, as (text, offset into the run), and whether one of
+    them is a special case spaCy's whole-text pass may treat differently (`_contextual_cases`):
+    then the run's text must be tokenised whole (`tokenize_uncached`)."""
+    pieces = tuple((t.text, t.idx) for t in _tokenizer()(run) if not t.is_space)
+    return pieces, any(piece in _contextual_cases() for piece, _ in pieces)
 
 
 def tokenize_uncached(text: str) -> list[Token]:

@@ -13,7 +13,7 @@ from app.core.bundle import Bundle
 from app.core.errors import invalid
 from app.core.limits import InputLimits, check_count, check_texts
 from app.core.task import ModelTask
-from app.sentiment.preprocess import Preprocessor, SentimentItem, split_tokens
+from app.sentiment.preprocess import Preprocessor, SentimentItem
 from app.sentiment.schemas import SentimentPrediction, SentimentRequest, SentimentResponse, TokenWeight
 
 _WARMUP_TEXTS = (
@@ -56,10 +56,10 @@ class SentimentTask(ModelTask[SentimentRequest, SentimentItem, SentimentResult, 
         check_texts("texts", request.texts, limits.max_text_chars)
         items = []
         for i, text in enumerate(request.texts):
-            tokens = split_tokens(text)
-            if not tokens:  # e.g. only `<br />` tags
+            item = self.preprocessor.prepare_text(text)
+            if not item.n_tokens:  # e.g. only `<br />` tags
                 raise invalid(("body", "texts", i), "text has no tokens once HTML line breaks are removed")
-            items.append(self.preprocessor.prepare(tokens))
+            items.append(item)
         return items
 
     def item_size(self, item: SentimentItem) -> int:
@@ -110,4 +110,4 @@ class SentimentTask(ModelTask[SentimentRequest, SentimentItem, SentimentResult, 
         )
 
     def warmup_items(self) -> list[SentimentItem]:
-        return [self.preprocessor.prepare(split_tokens(text)) for text in _WARMUP_TEXTS]
+        return [self.preprocessor.prepare_text(text) for text in _WARMUP_TEXTS]
