@@ -11,6 +11,7 @@ import pytest
 from app.core.bundle import load_bundle
 from app.sentiment.preprocess import Preprocessor, split_tokens, truncate
 from tests.sentiment_support import VOCAB, write_tiny_bundle
+from tests.test_tokenize_cache import TEXTS as TOKENIZER_TEXTS
 from training.sentiment.data import (
     PAD_ID,
     UNK_ID,
@@ -120,6 +121,28 @@ def test_tokenizer_parity_training_vs_serving(text: str, preprocessor: Preproces
     assert serving.n_tokens == len(preprocess(text))
     assert serving.truncated == (len(preprocess(text)) > max_length)
     assert "<br" not in " ".join(serving.tokens)
+
+
+def test_prepare_text_is_prepare_of_split_tokens(
+    preprocessor: Preprocessor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The served fast path (ids cached per whitespace run) against the Token path, each text
+    # seen cold and warm, with a cache so small that it is cleared on the way; the emoticons and
+    # "'bout"/"'em" texts take the whole-text fallback.
+    monkeypatch.setattr(preprocessor.runs, "limit", 5)
+    preprocessor.runs.clear()
+    texts = TEXTS + TOKENIZER_TEXTS + ["x " * 40 + "<br />:) end"]
+    for text in texts + texts[::-1]:
+        fast, reference = preprocessor.prepare_text(text), preprocessor.prepare(split_tokens(text))
+        assert fast.ids.tolist() == reference.ids.tolist(), text
+        assert fast.ids.dtype == reference.ids.dtype
+        assert (fast.tokens, fast.n_tokens, fast.truncated) == (
+            reference.tokens,
+            reference.n_tokens,
+            reference.truncated,
+        )
+        assert len(preprocessor.runs) <= 10
+    assert preprocessor.prepare_text("<br /><br />").n_tokens == 0
 
 
 def test_preprocess_lowercases_and_strips_breaks() -> None:

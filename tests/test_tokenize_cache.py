@@ -32,8 +32,19 @@ def test_same_tokens_as_spacy(value: str) -> None:
 
 
 def test_cache_is_not_order_dependent_and_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(text, "_RUNS_MAX", 5)
+    monkeypatch.setattr(text._RUNS, "limit", 5)
     text._RUNS.clear()
-    for value in TEXTS + TEXTS[::-1]:  # each run seen cold and warm, the cache cleared when full
+    for value in TEXTS + TEXTS[::-1]:  # each run seen cold and warm, generations turned over
         assert tokenize(value) == tokenize_uncached(value)
-        assert len(text._RUNS) <= 5
+        assert len(text._RUNS) <= 10
+
+
+def test_run_cache_keeps_frequent_runs_across_turnovers() -> None:
+    computed: list[str] = []
+    cache = text.RunCache(lambda run: computed.append(run) or run.upper(), limit=3)
+    for i in range(20):  # "the" between ever new words: always carried into the new generation
+        for run in ("the", f"word{i}"):
+            assert (cache.recent[run] if run in cache.recent else cache.get(run)) == run.upper()
+        assert len(cache) <= 6
+    assert computed.count("the") == 1
+    assert computed.count("word7") == 1

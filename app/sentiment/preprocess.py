@@ -10,7 +10,7 @@ from typing import TypeVar
 import numpy as np
 
 from app.core.bundle import Bundle
-from app.core.text import Token, clean_html_breaks, run_pieces, tokenize, tokenize_uncached
+from app.core.text import RunCache, Token, clean_html_breaks, run_pieces, tokenize, tokenize_uncached
 from app.sentiment.bundle import SentimentSection
 
 T = TypeVar("T")
@@ -27,10 +27,6 @@ def normalise(tokens: Sequence[Token], lowercase: bool) -> list[str]:
 
 def normalise_texts(texts: Sequence[str], lowercase: bool) -> list[str]:
     return [t.lower() for t in texts] if lowercase else list(texts)
-
-
-# Whitespace runs a Preprocessor keeps the ids of (a few tens of MB at most).
-_RUNS_MAX = 100_000
 
 
 def preprocess(text: str, lowercase: bool = True) -> list[str]:
@@ -68,7 +64,7 @@ class Preprocessor:
         self.pad_id = section.pad_id
         self.unk_id = section.unk_id
         # Whitespace run -> its tokens' text and ids (None: the run needs whole-text spaCy).
-        self._runs: dict[str, tuple[tuple[str, ...], tuple[int, ...]] | None] = {}
+        self.runs: RunCache[tuple[tuple[str, ...], tuple[int, ...]] | None] = RunCache(self._run_ids)
 
     def encode(self, words: Sequence[str]) -> list[int]:
         return [self.index.get(w, self.unk_id) for w in words]
@@ -88,10 +84,10 @@ class Preprocessor:
         cleaned = clean_html_breaks(text)
         words: list[str] = []
         ids: list[int] = []
-        runs = self._runs
+        recent = self.runs.recent
         # str.split() cuts at str.isspace characters, the `\s` runs `tokenize` takes.
         for run in cleaned.split():
-            known = runs[run] if run in runs else self._run_ids(run)
+            known = recent[run] if run in recent else self.runs.get(run)
             if known is None:
                 return self.prepare(tokenize_uncached(cleaned))
             words.extend(known[0])
@@ -105,8 +101,4 @@ class Preprocessor:
     def _run_ids(self, run: str) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
         pieces, contextual = run_pieces(run)
         texts = tuple(piece for piece, _ in pieces)
-        known = None if contextual else (texts, tuple(self.encode(normalise_texts(texts, self.lowercase))))
-        if len(self._runs) >= _RUNS_MAX:
-            self._runs.clear()  # bounded memory; the common runs come back at once
-        self._runs[run] = known
-        return known
+        return None if contextual else (texts, tuple(self.encode(normalise_texts(texts, self.lowercase))))
