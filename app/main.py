@@ -95,6 +95,7 @@ def _load_services(
             executor,
             settings.batching_for(name),
             size_of=task.item_size,
+            cost_follows_size=task.cost_follows_size,
             observer=metrics,
         )
         services[name] = ModelService(

@@ -23,6 +23,7 @@ from app.core.settings import Settings
 class Recorder:
     def __init__(self, delay: float = 0.0, fail_on: int | None = None) -> None:
         self.batches: list[list[int]] = []
+        self.threads: list[str] = []
         self.delay = delay
         self.fail_on = fail_on
         self.lock = threading.Lock()
@@ -30,6 +31,7 @@ class Recorder:
     def __call__(self, items: list[int]) -> list[int]:
         with self.lock:
             self.batches.append(list(items))
+            self.threads.append(threading.current_thread().name)
         time.sleep(self.delay)
         if self.fail_on is not None and self.fail_on in items:
             raise ValueError("boom")
@@ -41,7 +43,11 @@ def run(coro):  # type: ignore[no-untyped-def]
 
 
 def make(
-    predict: Recorder, pool: ThreadPoolExecutor, max_length_ratio: float = 2.0, **config: float
+    predict: Recorder,
+    pool: ThreadPoolExecutor,
+    max_length_ratio: float = 2.0,
+    cost_follows_size: bool = False,
+    **config: float,
 ) -> MicroBatcher[int, int]:
     """A batcher with the shipped settings, but for the fields of BatchingConfig in `config`."""
     shipped = Settings(_env_file=None).batching_for("t")  # type: ignore[call-arg]
@@ -51,6 +57,7 @@ def make(
         pool,
         shipped._replace(**config),
         size_of=lambda i: i,
+        cost_follows_size=cost_follows_size,
         max_length_ratio=max_length_ratio,
     )
 
@@ -189,3 +196,31 @@ def test_a_lone_caller_does_not_wait_for_company() -> None:
             return elapsed
 
     assert run(main()) < 0.3, "sequential single callers must not pay the 0.5 s batching window"
+
+
+@pytest.mark.parametrize(
+    ("follows", "delay", "expected"),
+    [
+        # learnt from the first lone call: the next short ones run on the event loop, one whose
+        # size makes it too long for the budget goes to the inference thread again
+        (True, 0.0, ["infer", "loop", "loop", "infer", "loop"]),
+        # a model whose lone call took longer than the budget: never on the loop
+        (True, 0.2, ["infer"] * 5),
+        # a model whose call time is not known from its size (cost_follows_size False): never
+        (False, 0.0, ["infer"] * 5),
+    ],
+)
+def test_a_lone_short_call_runs_on_the_event_loop(follows: bool, delay: float, expected: list[str]) -> None:
+    rec = Recorder(delay=delay)
+
+    async def main() -> None:
+        with ThreadPoolExecutor(1, thread_name_prefix="infer") as pool:
+            b = make(rec, pool, cost_follows_size=follows, inline_budget_s=0.05)
+            b.start()
+            for size in (1, 2, 3, 10**9, 4):
+                assert await b.submit([size]) == [size * 10]
+            await b.drain(1.0)
+
+    run(main())
+    loop_thread = threading.main_thread().name
+    assert ["loop" if t == loop_thread else t.split("_")[0] for t in rec.threads] == expected

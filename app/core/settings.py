@@ -72,6 +72,14 @@ class Settings(BaseSettings):
         description="Items per model and worker admitted but not answered (tokenising, queued or running) "
         "before 503; checked before any work.",
     )
+    inline_predict_ms: float = Field(
+        2.0,
+        ge=0,
+        le=100,
+        description="A lone model call (one item, nothing queued) expected, from earlier lone calls of "
+        "its size, to take at most this long runs on the event loop instead of the inference thread, "
+        "saving the hand-off; 0: never.",
+    )
     model_batching: dict[str, ModelBatching] = Field(
         default_factory=dict,
         description='Per-model overrides as JSON, e.g. {"forecast": {"max_batch_size": 64}}.',
@@ -120,9 +128,12 @@ class Settings(BaseSettings):
         size = o.max_batch_size or self.max_batch_size
         wait_ms = self.max_batch_wait_ms if o.max_batch_wait_ms is None else o.max_batch_wait_ms
         queue = o.max_queue_size or self.max_queue_size
+        inline = self.inline_predict_ms / 1000
         if not self.batching:
-            return BatchingConfig(max_batch_size=1, max_wait_s=0.0, max_queue=queue)
-        return BatchingConfig(max_batch_size=size, max_wait_s=wait_ms / 1000, max_queue=queue)
+            return BatchingConfig(max_batch_size=1, max_wait_s=0.0, max_queue=queue, inline_budget_s=inline)
+        return BatchingConfig(
+            max_batch_size=size, max_wait_s=wait_ms / 1000, max_queue=queue, inline_budget_s=inline
+        )
 
     @property
     def input_limits(self) -> InputLimits:

@@ -34,6 +34,9 @@ class ModelTask(ABC, Generic[RequestT, ItemT, ResultT, ResponseT]):
     artifacts in `__init__`, so a bundle that does not fit fails at start-up, naming the field."""
 
     name: ClassVar[str]
+    # Whether predict_batch's time follows its items' `item_size` (tokens, steps) and nothing
+    # else: then the batcher can tell a lone call is short before making it (INLINE_PREDICT_MS).
+    cost_follows_size: ClassVar[bool] = False
 
     def __init__(self, bundle: Bundle, backend: Backend) -> None:
         self.bundle = bundle

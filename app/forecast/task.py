@@ -41,6 +41,7 @@ def _dated(i: int, p: PreparedSeries, horizon: int) -> tuple[list[str] | None, s
 
 class ForecastTask(ModelTask[ForecastRequest, ForecastItem, ForecastResult, ForecastResponse]):
     name = "forecast"
+    cost_follows_size = True
 
     def __init__(self, bundle: Bundle, backend: Backend) -> None:
         super().__init__(bundle, backend)

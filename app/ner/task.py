@@ -129,6 +129,7 @@ def assemble(pieces: Sequence[tuple[NerItem, NerPrediction]], return_tags: bool)
 
 class NerTask(ModelTask[NerRequest, NerItem, NerPrediction, NerResponse]):
     name: ClassVar[str] = "ner"
+    cost_follows_size = True
 
     def __init__(self, bundle: Bundle, backend: Backend) -> None:
         super().__init__(bundle, backend)

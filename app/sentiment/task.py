@@ -30,6 +30,7 @@ class SentimentResult:
 
 class SentimentTask(ModelTask[SentimentRequest, SentimentItem, SentimentResult, SentimentResponse]):
     name = "sentiment"
+    cost_follows_size = True
 
     def __init__(self, bundle: Bundle, backend: Backend) -> None:
         super().__init__(bundle, backend)
