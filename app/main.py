@@ -188,6 +188,7 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
         door=_door(state),
         load=state.load,
+        refusal_delay_s=settings.refusal_delay_ms / 1000,
     )
     # Outermost, so browsers' preflights are answered before the API-key check.
     if settings.cors_origin_list:

@@ -198,10 +198,11 @@ def test_admission_bounds_work_in_flight_before_it_starts() -> None:
     asyncio.run(scenario())
 
 
-def test_request_over_capacity_is_refused_before_decode(echo_client: Any) -> None:
-    """Two slow requests hold the model's whole allowance: a third is a 503 at once, and the
-    allowance comes back when they finish."""
-    with echo_client(max_queue_size=2, max_batch_size=1) as client:
+@pytest.mark.parametrize("delay_ms", [0, 150])
+def test_request_over_capacity_is_refused_before_decode(echo_client: Any, delay_ms: int) -> None:
+    """Two slow requests hold the model's whole allowance: a third is a 503 without waiting for
+    them (after REFUSAL_DELAY_MS, no sooner), and the allowance comes back when they finish."""
+    with echo_client(max_queue_size=2, max_batch_size=1, refusal_delay_ms=delay_ms) as client:
         with ThreadPoolExecutor(2) as pool:
             slow = [pool.submit(client.post, "/echo", json={"values": [[SLOW]]}) for _ in range(2)]
             batcher = client.app.state.lstm.services["echo"].batcher
@@ -210,7 +211,7 @@ def test_request_over_capacity_is_refused_before_decode(echo_client: Any) -> Non
                 time.sleep(0.01)
             started = time.monotonic()
             refused = client.post("/echo", json={"values": [[1.0]]})
-            assert time.monotonic() - started < SLOW_SECONDS / 2
+            assert delay_ms / 1000 <= time.monotonic() - started < SLOW_SECONDS / 2
             slow_answers = [f.result() for f in slow]
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == "1"

@@ -4,6 +4,7 @@ keep-alive connection back when this worker holds more than its share (`WorkerLo
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import itertools
 import json
@@ -72,6 +73,7 @@ class ServiceMiddleware:
         api_key: str | None,
         door: Callable[[str], str | None] | None = None,
         load: WorkerLoad | None = None,
+        refusal_delay_s: float = 0.0,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -80,6 +82,7 @@ class ServiceMiddleware:
         # path -> why a POST there is refused right now (its model is at capacity), or None.
         self.door = door
         self.load = load or WorkerLoad(None)
+        self.refusal_delay_s = refusal_delay_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,7 +131,12 @@ class ServiceMiddleware:
             refusal = self.door(path) if self.door is not None and scope["method"] == "POST" else None
             if refusal is not None:
                 refused = True
-                # Shed at the door: not even the body is read, let alone tokenised.
+                # Shed at the door: not even the body is read, let alone tokenised. The answer
+                # waits REFUSAL_DELAY_MS (a timer, no CPU): a client that retries at once, with
+                # no back-off, otherwise re-sends thousands of times a second, and the event loop
+                # spends its time refusing while the admitted requests wait for it.
+                if self.refusal_delay_s:
+                    await asyncio.sleep(self.refusal_delay_s)
                 await _send_json(
                     send_wrapper, 503, {"detail": refusal, "request_id": rid}, [(b"retry-after", b"1")]
                 )

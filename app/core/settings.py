@@ -72,6 +72,14 @@ class Settings(BaseSettings):
         description="Items per model and worker admitted but not answered (tokenising, queued or running) "
         "before 503; checked before any work.",
     )
+    refusal_delay_ms: float = Field(
+        100.0,
+        ge=0,
+        le=5000,
+        description="A request refused at the door (model at capacity) gets its 503 after this long, "
+        "without spending CPU meanwhile: clients that retry at once then cost ~10 refusals/s per "
+        "connection, not thousands, and admitted work keeps the event loop; 0: at once.",
+    )
     inline_predict_ms: float = Field(
         2.0,
         ge=0,
