@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,49 @@ def bundle_summaries(model_dir: Path, models: list[str]) -> dict[str, str]:
             continue
         out[name] = f"{m.version}: {m.architecture.get('summary', m.architecture.get('name', '?'))}"
     return out
+
+
+# A cell's figures over its passes: counts add up, the worst latency is the worst, the rest are means.
+_SUMMED = ("answers", "non_2xx", "socket_errors")
+
+
+def mean_of_passes(passes: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell from the same cell measured in several passes (`passes` keeps each pass's req/s,
+    p50 and p99, so the report can show how far the passes were apart)."""
+    merged = dict(passes[0])
+    for key, value in passes[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and key != "connections":
+            values = [p[key] for p in passes]
+            if key in _SUMMED:
+                merged[key] = sum(values)
+            else:
+                merged[key] = max(values) if key == "max_ms" else sum(values) / len(values)
+    merged["passes"] = [{k: p.get(k) for k in ("rps", "p50_ms", "p99_ms")} for p in passes]
+    return merged
+
+
+def merge_passes(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cells of every pass, one per (server, workload, connections), in first-pass order."""
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for c in cells:
+        groups.setdefault((c["target"], c["workload"], c["connections"]), []).append(c)
+    return [mean_of_passes(group) for group in groups.values()]
+
+
+def pass_spread(result: dict[str, Any]) -> str:
+    """How far apart the passes of a cell were (req/s, max/min - 1), over every cell."""
+    spreads = sorted(
+        max(p["rps"] for p in c["passes"]) / min(p["rps"] for p in c["passes"]) - 1
+        for c in result["cells"]
+        if len(c.get("passes", [])) > 1 and min(p["rps"] for p in c["passes"]) > 0
+    )
+    if not spreads:
+        return ""
+    return (
+        f"Each cell is the mean of {len(result['cells'][0]['passes'])} passes over the servers, the second "
+        f"in reverse order (this shared VM's speed drifts over minutes); the passes of a cell differed by "
+        f"{statistics.median(spreads) * 100:.0f}% in req/s at the median, {spreads[-1] * 100:.0f}% at most."
+    )
 
 
 def _cell(result: dict[str, Any], target: str, workload: str, connections: int) -> dict[str, Any] | None:
@@ -431,7 +475,8 @@ def results_markdown(result: dict[str, Any], previous: Path | None = None) -> st
             "tokenisation and the same answer body) on the float32 `model.onnx`, with their own batching "
             "(at most 32 per call), ONNX Runtime threads split so that workers x threads = cores. Load: "
             f"`wrk`, closed loop, one input per request, {result['options']['warmup']:g} s warm-up then "
-            f"{result['options']['seconds']:g} s measured per cell.",
+            f"{result['options']['seconds']:g} s measured per cell"
+            f"{' and pass' if result['options'].get('passes', 1) > 1 else ''}. {pass_spread(result)}",
             "",
             "## Targets",
             "",

@@ -162,3 +162,21 @@ def test_a_ceiling_out_of_reach_of_the_http_stack_says_so() -> None:
         "healthz"
         not in again["sentiment-short, 64 connections: >= 80% of the all-core pipeline ceiling"]["measured"]
     )
+
+
+def test_passes_merge_into_one_cell_per_server_workload_and_connections() -> None:
+    first = _cell("lstm-serve", "ner", 16, 300.0, p50=10.0, p99=30.0)
+    second = _cell("lstm-serve", "ner", 16, 500.0, p50=6.0, p99=50.0) | {"max_ms": 90.0}
+    other = _cell("LitServe, 1 worker", "ner", 16, 200.0)
+    merged = report.merge_passes([first, other, second, other])
+    assert [(c["target"], c["rps"]) for c in merged] == [("lstm-serve", 400.0), ("LitServe, 1 worker", 200.0)]
+    me = merged[0]
+    assert (me["p50_ms"], me["p99_ms"], me["max_ms"]) == (8.0, 40.0, 90.0)
+    assert (me["answers"], me["connections"]) == (2400 + 4000, 16)
+    assert me["passes"] == [
+        {"rps": 300.0, "p50_ms": 10.0, "p99_ms": 30.0},
+        {"rps": 500.0, "p50_ms": 6.0, "p99_ms": 50.0},
+    ]
+    spread = report.pass_spread({"cells": merged})
+    assert "mean of 2 passes" in spread
+    assert "33% in req/s at the median, 67% at most" in spread
