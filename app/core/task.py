@@ -4,9 +4,11 @@ A task is read top to bottom as one request travels (the spirit of LitServe's `L
 TorchServe handler, without their process model):
 
     decode(request, limits) -> items      body -> prepared items; every limit checked (422 naming the
-                                          field); runs in a worker thread, never on the event loop
+                                          field); runs in a decode thread (small requests: on the
+                                          event loop, see `decode_cost`)
     predict_batch(items) -> results       pad/collate, one backend call, one result per item; runs on
                                           the inference thread, with other requests' items batched in
+                                          (a lone short call: on the event loop, `cost_follows_size`)
     encode(request, items, results)       the response body, field for field what POST /<task> answers
 
 The HTTP route (`ModelService.handle`) and callers outside HTTP (`answer`: bulk scoring, the
@@ -47,7 +49,8 @@ class ModelTask(ABC, Generic[RequestT, ItemT, ResultT, ResponseT]):
     def decode(self, request: RequestT, limits: InputLimits) -> list[ItemT]:
         """Check `request` against `limits` and the model, and turn it into prepared items, each
         carrying what `encode` needs to place its result. Raises `InputError` (422) naming the
-        field. May be CPU-heavy (tokenising): callers run it off the event loop."""
+        field. May be CPU-heavy (tokenising): callers run it off the event loop unless
+        `decode_cost` says the request is small."""
 
     def request_size(self, request: RequestT) -> int:
         """Inputs in `request` (texts, sentences, series), known before `decode`: what admission
