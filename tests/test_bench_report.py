@@ -180,3 +180,19 @@ def test_passes_merge_into_one_cell_per_server_workload_and_connections() -> Non
     spread = report.pass_spread({"cells": merged})
     assert "mean of 2 passes" in spread
     assert "33% in req/s at the median, 67% at most" in spread
+
+
+def test_a_ceiling_missed_within_reach_of_the_http_stack_gives_the_bound_both_allow() -> None:
+    """Reviews at 300 req/s of a 350 ceiling (86%) pass; with the ceiling at 500 they fail, and the
+    HTTP floor (2,000 req/s) is no reason alone: the verdict gives what pipeline and HTTP stack
+    paid in turn allow (1 / (1/500 + 1/2000) = 400 req/s, 80%) and points at the profile."""
+    result = _result()
+    result["servers"][0]["http_floor"] = {"connections": 64, "rps": 2000.0, "p50_ms": 5.0, "p99_ms": 9.0}
+    result["ceilings"]["workloads"]["sentiment-review"]["pipeline"] = 500.0
+    review = {t["target"]: t for t in report.targets(result)}[
+        "sentiment-review, 64 connections: >= 80% of the all-core pipeline ceiling"
+    ]
+    assert review["passed"] is False
+    assert "60% (300 of 500 items/s)" in review["measured"]
+    assert "paid in turn allow 400 req/s (80%)" in review["measured"]
+    assert "py-spy profile" in review["measured"]
