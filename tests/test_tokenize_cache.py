@@ -48,3 +48,15 @@ def test_run_cache_keeps_frequent_runs_across_turnovers() -> None:
         assert len(cache) <= 6
     assert computed.count("the") == 1
     assert computed.count("word7") == 1
+
+
+def test_runs_of_letters_are_one_token_unless_spacy_has_an_exception_for_them() -> None:
+    # run_pieces answers letter-only runs without spaCy: each must be what spaCy gives alone,
+    # exceptions included (they are split: "Cannot" -> "Can" "not").
+    exceptions = sorted(k for k in text._exceptions() if k.isalpha())
+    assert "Cannot" in exceptions
+    others = ["film", "Ångström", "naïve", "日本語", "ǅemal", "km", "US", "http", "www", "Jan", "e"]
+    words = [*exceptions, *others]
+    for word in words:
+        reference = tuple((t.text, t.start) for t in tokenize_uncached(word))
+        assert text.run_pieces(word) == (reference, False), word
