@@ -127,7 +127,7 @@ def test_prepare_text_is_prepare_of_split_tokens(
     preprocessor: Preprocessor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The served fast path (ids cached per whitespace run) against the Token path, each text
-    # seen cold and warm, with a cache so small that it is cleared on the way; the emoticons and
+    # seen cold and warm, with a cache so small that its generations turn over; the emoticons and
     # "'bout"/"'em" texts take the whole-text fallback.
     monkeypatch.setattr(preprocessor.runs, "limit", 5)
     preprocessor.runs.clear()

