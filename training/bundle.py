@@ -110,6 +110,7 @@ def write_bundle(
     task: str,
     version: str,
     inputs: Sequence[TensorSpec],
+    name: str | None = None,
     outputs: Sequence[TensorSpec],
     architecture: dict[str, Any],
     headline: dict[str, Any],
@@ -125,7 +126,9 @@ def write_bundle(
     check_inputs: tuple[torch.Tensor, ...] | None = None,
     tolerance: float = EXPORT_TOLERANCE,
 ) -> Path:
-    """Export `module` and write a complete, verified bundle to `model_dir/task/version/`.
+    """Export `module` and write a complete, verified bundle to `model_dir/name/version/` (`name`
+defaults to the task: the shipped models are named after their tasks; a user's model is served
+by the endpoint its manifest's `task` names, under its own name).
 
     `extra_files` maps artifact name -> (file name, bytes), e.g. {"vocab": ("vocab.txt", ...)}.
     `preprocessing` is the task's typed section (`app/<task>/bundle.py`).
@@ -134,10 +137,11 @@ def write_bundle(
     (default: `example_inputs`; see `check_exported`). Otherwise the shipped bundle is left exactly
     as it was and nothing half-written stays behind.
     """
-    final = model_dir / task / version
+    folder = model_dir / (name or task)
+    final = folder / version
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final} exists; pick a new version or pass overwrite=True")
-    staging = model_dir / task / f".{version}.partial"
+    staging = folder / f".{version}.partial"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
