@@ -86,6 +86,8 @@ def export(
     data: dict[str, Any],
     training: dict[str, Any] | None = None,
     notes: str = "",
+    name: str | None = None,
+    overwrite: bool = True,
 ) -> Path:
     horizon_max = int(model.horizon_max)  # type: ignore[arg-type]
     inputs, outputs = tensor_specs(horizon_max)
@@ -107,7 +109,8 @@ def export(
         training=training,
         notes=notes,
         model_dir=model_dir,
-        overwrite=True,
+        name=name,
+        overwrite=overwrite,
     )
 
 

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from app.forecast import preprocess as pipeline
-from app.forecast.conformal import calibrate, interval_scale
-from training.forecast import classical, metrics
+from app.forecast.conformal import IntervalTable, calibrate, interval_scale
+from training.forecast import classical, custom, metrics
 from training.forecast.competitions import CompSeries, competition_provenance, load_competitions
 from training.forecast.data import DEFAULT_DATA_DIR, load_all, make_splits
 from training.forecast.evaluate import (
@@ -126,10 +126,16 @@ def train_one(
     seed: int,
     device: str,
     log_prefix: str,
-) -> tuple[Forecaster, list[tuple[int, float]]]:
-    """Adam, warm-up + cosine decay; keeps the weights with the best validation score."""
+    init: torch.nn.Module | None = None,
+) -> tuple[torch.nn.Module, list[tuple[int, float]]]:
+    """Adam, warm-up + cosine decay; keeps the weights with the best validation score. `init`:
+    fine-tune a copy of these weights instead of starting from random ones."""
     torch.manual_seed(seed)
-    model = Forecaster(pipeline.N_STATIC, args.hidden, args.layers, args.horizon_max, args.dropout).to(device)
+    model: torch.nn.Module = (
+        Forecaster(pipeline.N_STATIC, args.hidden, args.layers, args.horizon_max, args.dropout)
+        if init is None
+        else copy.deepcopy(init)
+    ).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     steps = args.steps
     warmup = max(1, min(200, steps // 20))
@@ -169,12 +175,40 @@ def train_one(
     return model, history
 
 
+# What differs between the two presets of this one command: the competition run (no data
+# arguments) trains the shipped model from random weights; a run on a user's --series file
+# fine-tunes that shipped model briefly and compares it with the statistical baselines.
+PRESETS: dict[str, dict[str, object]] = {
+    "competitions": {
+        "version": "2.0.0",
+        "steps": 3000,
+        "lr": 2e-3,
+        "eval_every": 500,
+        "theta_weights": "0,0.25,0.4,0.5,0.6,0.75",
+        "baselines": ",".join(classical.STATSFORECAST_MODELS),
+    },
+    "series": {
+        "version": None,  # 1.0.0 for a new name, else the next minor version
+        "steps": 300,
+        "lr": 5e-4,
+        "eval_every": 50,
+        # 1: the pipeline's classical Theta alone, which the service can serve too.
+        "theta_weights": "0,0.25,0.4,0.5,0.6,0.75,1",
+        "baselines": ",".join(custom.SERIES_BASELINES),
+    },
+}
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m training.forecast",
-        description="Train the seasonal global LSTM forecaster on the competition series, score it and "
-        "the statistical baselines on the official test splits, export TorchScript + ONNX to "
-        "models/forecast/<version>/ and refresh the README section.",
+        description="Without --series: train the seasonal global LSTM forecaster on the competition "
+        "series, score it and the statistical baselines on the official test splits, export "
+        "TorchScript + ONNX to models/forecast/<version>/ and refresh the README section. With "
+        "--series FILE --name NAME: compare the shipped model as it is, the shipped model "
+        "fine-tuned on the file's series and statsforecast baselines on each series' validation "
+        "horizon, ship the best servable option to MODEL_DIR/NAME/<version>/ with its intervals "
+        "calibrated on that validation, and write REPORT.md beside it.",
     )
     p.add_argument(
         "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder of the series (with competitions/)"
@@ -182,13 +216,46 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--model-dir", type=Path, default=None, help="bundle root (default: the repository's models/)"
     )
-    p.add_argument("--version", default="2.0.0")
-    p.add_argument("--steps", type=int, default=3000, help="optimiser steps per ensemble member")
+    own = p.add_argument_group("your own data (long format, as statsforecast takes it)")
+    own.add_argument("--series", type=Path, default=None, help="CSV, TSV, JSON Lines or Parquet file")
+    own.add_argument("--name", default=None, help="model name: the bundle goes to MODEL_DIR/NAME/<version>/")
+    own.add_argument("--id-column", default="unique_id")
+    own.add_argument("--time-column", default="ds", help="ISO 8601 dates or date-times")
+    own.add_argument("--value-column", default="y")
+    own.add_argument("--format", default=None, help="csv, tsv, jsonl or parquet (default: from the suffix)")
+    own.add_argument(
+        "--horizon",
+        type=int,
+        default=None,
+        help="steps to forecast; the last horizon of each series is the test, the one before it the "
+        "validation (default: by frequency, the M4 horizons: monthly 18, weekly 13, daily 14, ...)",
+    )
+    own.add_argument(
+        "--frequency", default=None, help="pandas offset alias of every series (default: inferred per series)"
+    )
+    own.add_argument(
+        "--base",
+        type=Path,
+        default=None,
+        help="bundle folder to start from (default: the newest of the repository's models/forecast)",
+    )
+    own.add_argument(
+        "--readme",
+        action="store_true",
+        help="write the run's option table into the README's forecast-userdata section",
+    )
+    p.add_argument("--version", default=None, help="bundle version (competitions: 2.0.0)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimiser steps per ensemble member (competitions: 3000, --series: 300 of fine-tuning)",
+    )
     p.add_argument(
         "--members", type=int, default=1, help="ensemble members (different seeds), averaged in one graph"
     )
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=None, help="competitions: 2e-3; --series: 5e-4")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--dropout", type=float, default=0.0)
@@ -199,16 +266,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--theta-weights",
-        default="0,0.25,0.4,0.5,0.6,0.75",
+        default=None,
         help="Theta combination weights to select from on validation",
     )
-    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--no-real", action="store_true", help="train on the competition series only")
-    p.add_argument(
-        "--baselines",
-        default=",".join(classical.STATSFORECAST_MODELS),
-        help="statsforecast baselines ('' for none)",
-    )
+    p.add_argument("--baselines", default=None, help="statsforecast baselines ('' for none)")
     p.add_argument("--jobs", type=int, default=1, help="processes for the statsforecast baselines")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -216,9 +279,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-export", action="store_true", help="score only (experiments)")
     p.add_argument("--summary", type=Path, default=None, help="write the figures as JSON here")
     p.add_argument("--dump", type=Path, default=None, help="save validation/test forecasts (.npz) here")
-    p.add_argument("--force", action="store_true", help="ship even if the validation score does not improve")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="ship even if the validation score does not beat the current bundle",
+    )
     p.add_argument("--no-readme", action="store_true", help="do not rewrite the README's forecast section")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.preset = "competitions" if args.series is None else "series"
+    for key, value in PRESETS[args.preset].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.series is not None and not args.name:
+        p.error("--series needs --name (the folder the bundle goes to under MODEL_DIR)")
+    if args.series is None and args.name:
+        p.error("--name needs --series (the competition model is always named forecast)")
+    return args
 
 
 def real_training_series(data_dir: Path) -> list[tuple[np.ndarray, int, int]]:
@@ -231,13 +307,30 @@ def real_training_series(data_dir: Path) -> list[tuple[np.ndarray, int, int]]:
     return [(sp.series.values[: sp.train_end], sp.series.m, sp.series.horizon) for sp in splits]
 
 
+@dataclass(frozen=True)
+class Option:
+    """A servable forecaster: one of the run's networks combined with Theta by these weights."""
+
+    name: str
+    net: str
+    weights: dict[str, float]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.time()
-    comp = load_competitions(args.data_dir)
-    extra = [] if args.no_real else real_training_series(args.data_dir)
-    print(f"{len(comp)} competition series, {len(extra)} real series", flush=True)
+    user: custom.UserRun | None = None
+    if args.preset == "series":
+        # Every check of the file, the base bundle and the name runs before any training.
+        user = custom.prepare_run(args)
+        comp = user.comp
+        extra: list[tuple[np.ndarray, int, int]] = []
+        print(f"{len(comp)} series from {args.series}", flush=True)
+    else:
+        comp = load_competitions(args.data_dir)
+        extra = [] if args.no_real else real_training_series(args.data_dir)
+        print(f"{len(comp)} competition series, {len(extra)} real series", flush=True)
     train_set = train_series(comp, extra)
     naive2_val = point_table(comp, "val", classical.numpy_baselines(comp, "val")["Naive2"])
     prep_val = prepare_all(comp, "val", args.max_window)
@@ -246,9 +339,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     base_names = [b for b in args.baselines.split(",") if b]
     pending: Future[tuple[classical.Forecasts, classical.Intervals, dict[str, float]]] | None = None
+    pending_val: Future[tuple[classical.Forecasts, classical.Intervals, dict[str, float]]] | None = None
     if base_names:
         # The baselines run in a worker process while the network trains (both are single-threaded).
         pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+        if user is not None:
+            # A user's options include the baselines, so they are scored on validation too (the
+            # competitions' 5,087 series would take AutoETS another half hour).
+            pending_val = pool.submit(
+                classical.statsforecast_baselines, comp, "val", models=base_names, n_jobs=args.jobs
+            )
         pending = pool.submit(
             classical.statsforecast_baselines,
             comp,
@@ -259,66 +359,113 @@ def main(argv: Sequence[str] | None = None) -> None:
             n_jobs=args.jobs,
         )
 
-    members: list[Forecaster] = []
     histories_by_member = []
     train_started = time.time()
-    for k in range(args.members):
-        sampler = WindowSampler(
-            train_set, args.max_window, args.horizon_max, args.seed + k, args.linear_share
-        )
-        model, hist = train_one(
-            args, sampler, comp, prep_val, naive2_val, args.seed + k, args.device, f"member {k}"
-        )
-        members.append(model)
-        histories_by_member.append(hist)
+    nets: dict[str, torch.nn.Module] = {}
+    if user is None:
+        members = []
+        for k in range(args.members):
+            sampler = WindowSampler(
+                train_set, args.max_window, args.horizon_max, args.seed + k, args.linear_share
+            )
+            model, hist = train_one(
+                args, sampler, comp, prep_val, naive2_val, args.seed + k, args.device, f"member {k}"
+            )
+            members.append(model)
+            histories_by_member.append(hist)
+        net: torch.nn.Module = members[0] if len(members) == 1 else Ensemble(members)
+        nets["LSTM"] = net.to("cpu").eval()
+    else:
+        nets[custom.SHIPPED] = user.base.module
+        if args.steps > 0:
+            sampler = WindowSampler(
+                train_set, args.max_window, args.horizon_max, args.seed, args.linear_share
+            )
+            tuned, hist = train_one(
+                args,
+                sampler,
+                comp,
+                prep_val,
+                naive2_val,
+                args.seed,
+                args.device,
+                "fine-tune",
+                user.base.module,
+            )
+            nets[custom.TUNED] = tuned.to("cpu").eval()
+            histories_by_member.append(hist)
+        if user.current is not None:
+            nets[custom.CURRENT] = user.current.module
     train_seconds = time.time() - train_started
-    net: torch.nn.Module = members[0] if len(members) == 1 else Ensemble(members)
-    net = net.to("cpu").eval()
 
-    # Validation: the Theta weights, then the interval calibration of the chosen combination.
-    val_net, val_theta = (
-        network_forecasts(net, comp, prep_val, args.max_window),
-        theta_forecasts(comp, prep_val),
-    )
+    # Validation: the Theta weights of each network, then the option with the best score, and the
+    # interval calibration of the chosen option.
     grid = [float(w) for w in args.theta_weights.split(",") if w != ""]
-    weights, val_scores = choose_theta_weights(comp, val_net, val_theta, naive2_val, grid)
-    print(f"validation: {val_scores}; Theta weights {weights}", flush=True)
-    options = {
-        "LSTM": {DEFAULT_CLASS: 0.0},
-        f"LSTM + Theta (w={weights[DEFAULT_CLASS]:g})": {DEFAULT_CLASS: weights[DEFAULT_CLASS]},
-        "LSTM + Theta (w per season length)": weights,
-    }
-    option_val = {
-        name: selection_score(
-            point_table(comp, "val", combine_by_class(comp, val_net, val_theta, w)), naive2_val
+    val_theta = theta_forecasts(comp, prep_val)
+    test_theta = theta_forecasts(comp, prep_test)
+    val_net: dict[str, list[np.ndarray]] = {}
+    test_net: dict[str, list[np.ndarray]] = {}
+    val_scores: dict[str, dict[str, dict[str, float]]] = {}
+    chosen_weights: dict[str, dict[str, float]] = {}
+    for key, module in nets.items():
+        width = user.width(key) if user is not None else args.max_window
+        pv = prep_val if width == args.max_window else prepare_all(comp, "val", width)
+        pt = prep_test if width == args.max_window else prepare_all(comp, "test", width)
+        val_net[key] = network_forecasts(module, comp, pv, width)
+        test_net[key] = network_forecasts(module, comp, pt, width)
+        chosen_weights[key], val_scores[key] = choose_theta_weights(
+            comp, val_net[key], val_theta, naive2_val, grid
         )
-        for name, w in options.items()
+    if user is None:
+        weights = chosen_weights["LSTM"]
+        print(f"validation: {val_scores['LSTM']}; Theta weights {weights}", flush=True)
+        options = [
+            Option("LSTM", "LSTM", {DEFAULT_CLASS: 0.0}),
+            Option(
+                f"LSTM + Theta (w={weights[DEFAULT_CLASS]:g})",
+                "LSTM",
+                {DEFAULT_CLASS: weights[DEFAULT_CLASS]},
+            ),
+            Option("LSTM + Theta (w per season length)", "LSTM", weights),
+        ]
+    else:
+        options = [Option(*o) for o in user.options(chosen_weights)]
+    val_tables = {
+        o.name: point_table(comp, "val", combine_by_class(comp, val_net[o.net], val_theta, o.weights))
+        for o in options
     }
+    option_val = {name: selection_score(t, naive2_val) for name, t in val_tables.items()}
+    by_name = {o.name: o for o in options}
     chosen_name = min(option_val, key=lambda k: option_val[k])
-    theta_weights = options[chosen_name]
-    print(f"validation score by option: {option_val}; shipped: {chosen_name}", flush=True)
-    val_fc = combine_by_class(comp, val_net, val_theta, theta_weights)
+    if user is not None:
+        chosen_name = user.pick(option_val, args.force)
+    chosen = by_name[chosen_name]
+    theta_weights = chosen.weights
+    print(f"validation score by option: {option_val}; chosen: {chosen_name}", flush=True)
     val_hist = histories(comp, "val")
-    intervals = calibrate(
-        targets(comp, "val"),
-        val_fc,
-        [interval_scale(x, s.m) for x, s in zip(val_hist, comp, strict=True)],
-        [s.m for s in comp],
-    )
+    val_scales = [interval_scale(x, s.m) for x, s in zip(val_hist, comp, strict=True)]
+
+    def calibrated(o: Option) -> IntervalTable:
+        fc = combine_by_class(comp, val_net[o.net], val_theta, o.weights)
+        return calibrate(targets(comp, "val"), fc, val_scales, [s.m for s in comp])
+
+    val_fc = combine_by_class(comp, val_net[chosen.net], val_theta, theta_weights)
+    intervals = calibrated(chosen)
 
     # Test.
-    test_net, test_theta = (
-        network_forecasts(net, comp, prep_test, args.max_window),
-        theta_forecasts(comp, prep_test),
-    )
-    candidates = {name: combine_by_class(comp, test_net, test_theta, w) for name, w in options.items()}
+    candidates = {o.name: combine_by_class(comp, test_net[o.net], test_theta, o.weights) for o in options}
     test_fc = candidates[chosen_name]
     if args.dump:
         np.savez_compressed(
             args.dump,
             **{
                 f"{k}_{i}": v
-                for k, arrs in (("vn", val_net), ("vt", val_theta), ("tn", test_net), ("tt", test_theta))
+                for k, arrs in (
+                    ("vn", val_net[chosen.net]),
+                    ("vt", val_theta),
+                    ("tn", test_net[chosen.net]),
+                    ("tt", test_theta),
+                )
                 for i, v in enumerate(arrs)
             },
         )
@@ -327,15 +474,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         name: point_table(comp, "test", fc) for name, fc in candidates.items()
     }
     tables["Naive2"] = point_table(comp, "test", numpy_test["Naive2"])
-    tables["Theta (numpy)"] = point_table(comp, "test", numpy_test["Theta (numpy)"])
+    if user is None:
+        tables["Theta (numpy)"] = point_table(comp, "test", numpy_test["Theta (numpy)"])
     baseline_seconds: dict[str, float] = {}
     ets_intervals = None
+    baseline_val: dict[str, float] = {}
     if pending is not None:
         print("waiting for the statsforecast baselines...", flush=True)
         sf_fc, sf_iv, baseline_seconds = pending.result()
         for name, fc in sf_fc.items():
             tables[name] = point_table(comp, "test", fc)
         ets_intervals = sf_iv.get("AutoETS", {}).get(95)
+    if pending_val is not None:
+        sf_val, _, seconds_val = pending_val.result()
+        for name, fc in sf_val.items():
+            val_tables[name] = point_table(comp, "val", fc)
+            baseline_val[name] = selection_score(val_tables[name], naive2_val)
+            baseline_seconds[name] = baseline_seconds.get(name, 0.0) + seconds_val.get(name, 0.0)
     for table in tables.values():
         with_owa(table, tables["Naive2"])
     cover = interval_table(comp, "test", test_fc, intervals)
@@ -345,7 +500,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     summary = {
         "chosen": chosen_name,
         "theta_weights": theta_weights,
-        "val_scores": {"by_weight": val_scores, "by_option": option_val},
+        "val_scores": {
+            "by_weight": val_scores["LSTM"] if user is None else val_scores,
+            "by_option": option_val,
+        },
         "val_history": histories_by_member,
         "tables": tables,
         "coverage": cover,
@@ -358,10 +516,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         "args_brief": f"hidden {args.hidden}, layers {args.layers}, window {args.max_window}, "
         f"{args.members} member(s) x {args.steps} steps of {args.batch_size}, lr {args.lr}, "
         f"seed {args.seed}, {args.threads} torch thread(s)",
-        "data": {
-            "competitions": competition_provenance(comp, args.data_dir),
-            "real_series": f"{len(extra)} series of ../shared/data/timeseries (training windows only)",
-        },
+    }
+    if user is not None:
+        summary["baseline_validation"] = baseline_val
+        summary["coverage_by_option"] = {
+            o.name: interval_table(comp, "test", candidates[o.name], calibrated(o))["all"] for o in options
+        }
+        summary["data"] = user.data
+        summary["val_tables"] = {name: t["all"] for name, t in val_tables.items()}
+        print(json.dumps({k: summary[k] for k in ("chosen", "val_scores", "train_seconds")}), flush=True)
+        if args.summary:
+            args.summary.write_text(json.dumps(summary, indent=1))
+        custom.finish(args, user, chosen.net, nets[chosen.net], intervals, summary, t0)
+        return
+    summary["data"] = {
+        "competitions": competition_provenance(comp, args.data_dir),
+        "real_series": f"{len(extra)} series of ../shared/data/timeseries (training windows only)",
     }
     print(json.dumps({k: summary[k] for k in ("chosen", "val_scores", "train_seconds")}), flush=True)
     print_brief(tables, cover)
@@ -369,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.summary.write_text(json.dumps(summary, indent=1))
     if args.no_export:
         return
-    ship(args, net, intervals, theta_weights, summary, t0, prep_val[::20])
+    ship(args, nets[chosen.net], intervals, theta_weights, summary, t0, prep_val[::20])
 
 
 DEFAULT_CLASS = "default"
