@@ -141,6 +141,7 @@ def _series(
     cols: Columns,
     frequency: str | None,
     horizon: int | None,
+    horizon_max: int,
 ) -> UserSeries:
     order = np.argsort(stamps.asi8, kind="stable")
     records = [records[i] for i in order]
@@ -189,6 +190,14 @@ def _series(
         offset, source = _offset(path, inferred), "inferred"
     m = season_of_offset(offset)
     h = horizon if horizon is not None else default_horizon(m)
+    if h > horizon_max:
+        raise DataFileError(
+            path,
+            f"series {name!r}: its default horizon {h} ({offset.freqstr}) is above the model's "
+            f"horizon_max {horizon_max}: pass --horizon",
+            lines[0],
+            cols.time,
+        )
     n = len(records)
     need = 2 * h + MIN_HISTORY
     if n < need:
@@ -258,15 +267,7 @@ def read_long_series(
         groups.setdefault(key, []).append(i)
     out = []
     for name, idx in groups.items():
-        s = _series(path, name, [records[i] for i in idx], stamps[idx], cols, frequency, horizon)
-        if s.horizon > horizon_max:
-            raise DataFileError(
-                path,
-                f"series {name!r}: its default horizon {s.horizon} ({s.frequency}) is above the model's "
-                f"horizon_max {horizon_max}: pass --horizon",
-                s.first_line,
-                cols.time,
-            )
+        s = _series(path, name, [records[i] for i in idx], stamps[idx], cols, frequency, horizon, horizon_max)
         out.append(s)
     return out
 
