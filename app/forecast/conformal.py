@@ -124,10 +124,21 @@ def calibrate(
     scales: Sequence[float],
     ms: Sequence[int],
     levels: Sequence[int] = LEVELS,
+    min_series: int = 1,
 ) -> IntervalTable:
+    """The table from validation errors. A season-length class with fewer than `min_series`
+    series gets no table of its own (its series use the pooled one): quantiles of a handful of
+    errors are noise, and with one series the interval is that one error."""
     errors: dict[str, list[np.ndarray]] = {}
     for a, f, s, m in zip(actual, forecast, scales, ms, strict=True):
         e = (np.asarray(a, np.float64) - np.asarray(f, np.float64)) / s
         errors.setdefault(class_key(m), []).append(e)
         errors.setdefault(POOLED, []).append(e)
-    return IntervalTable({c: _quantile_rows(errs, levels) for c, errs in errors.items()}, tuple(levels))
+    return IntervalTable(
+        {
+            c: _quantile_rows(errs, levels)
+            for c, errs in errors.items()
+            if c == POOLED or len(errs) >= min_series
+        },
+        tuple(levels),
+    )

@@ -42,6 +42,9 @@ from training.forecast.evaluate import (
 from training.forecast.model import Ensemble, Forecaster
 from training.forecast.ship import ship
 
+# Fewest validation series a season-length class needs for an interval table of its own (others
+# use the pooled table). Every competition class has hundreds; a user's file may have one.
+MIN_CLASS_SERIES = 10
 # A training window ends after at least this many values (Tourism yearly validation histories
 # have 7; the shortest accepted history is 3).
 MIN_CONTEXT = 3
@@ -447,7 +450,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def calibrated(o: Option) -> IntervalTable:
         fc = combine_by_class(comp, val_net[o.net], val_theta, o.weights)
-        return calibrate(targets(comp, "val"), fc, val_scales, [s.m for s in comp])
+        return calibrate(
+            targets(comp, "val"), fc, val_scales, [s.m for s in comp], min_series=MIN_CLASS_SERIES
+        )
 
     val_fc = combine_by_class(comp, val_net[chosen.net], val_theta, theta_weights)
     intervals = calibrated(chosen)
