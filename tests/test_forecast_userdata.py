@@ -95,6 +95,7 @@ def test_csv_frequency_inferred_and_splits(tmp_path: Path) -> None:
 
 def test_parquet_other_column_names_and_given_frequency(tmp_path: Path) -> None:
     frame = _frame(lengths=(30, 31), freq="W-SUN", names=("store", "week", "sales"))
+    frame["week"] = pd.to_datetime(frame["week"])  # a Parquet timestamp column, not text
     path = tmp_path / "sales.parquet"
     frame.to_parquet(path, index=False)
     series = read_long_series(
@@ -164,6 +165,12 @@ def _bad_files() -> list[tuple[str, Any, list[str], str]]:
             short,
             [],
             r"s\.csv:26: column 'unique_id': series 'tiny' has 8 values; it needs at least 9",
+        ),
+        (
+            "unknown frequency",
+            good,
+            ["--frequency", "fortnightly"],
+            r"s\.csv: --frequency: unknown frequency",
         ),
         ("horizon above horizon_max", good, ["--horizon", "7"], r"s\.csv: --horizon 7 is outside 1\.\.6"),
         (

@@ -81,7 +81,7 @@ def load_net(path: Path) -> LoadedNet:
     members = int(arch.get("members", 1))
     module: torch.nn.Module = member() if members == 1 else Ensemble([member() for _ in range(members)])
     # TorchScript keeps the eager module's parameter names, so its state loads into a fresh one.
-    scripted = torch.jit.load(str(folder / manifest.artifacts["torchscript"].path), map_location="cpu")
+    scripted = torch.jit.load(str(folder / manifest.artifacts["torchscript"].path), map_location="cpu")  # type: ignore[no-untyped-call]
     module.load_state_dict(scripted.state_dict())
     module.eval()
     return LoadedNet(module, section, manifest, folder)
@@ -262,29 +262,31 @@ OPTION_HEADERS = [
 
 
 def verdict(summary_: dict[str, Any], user: UserRun, force: bool) -> str:
-    """What shipped and why, in plain words (the same sentence goes into the manifest)."""
-    val = {**summary_["val_scores"]["by_option"], **summary_.get("baseline_validation", {})}
+    """What shipped and why, in plain words (the same sentences go into the manifest)."""
+    servable = summary_["val_scores"]["by_option"]
+    val = {**servable, **summary_.get("baseline_validation", {})}
     best = min(val, key=lambda k: val[k])
     chosen = summary_["chosen"]
-    servable = summary_["val_scores"]["by_option"]
+    best_servable = min(servable, key=lambda k: servable[k])
     parts = []
     if best not in servable:
         parts.append(
             f"The best option on validation is statsforecast's {best} ({val[best]:.4f}), which the "
             "service cannot serve (its forecast task runs the LSTM + Theta pipeline only); the best "
-            f"servable option, {chosen} ({servable[chosen]:.4f}), is the one shipped."
+            f"servable option is {best_servable} ({servable[best_servable]:.4f})."
         )
     else:
-        parts.append(f"The best option on validation, {chosen} ({servable[chosen]:.4f}), is the one shipped.")
-    if not user.beaten:
-        parts[-1] = (
-            f"No option beat the current bundle {user.incumbent} on validation "
-            f"({servable[user.incumbent]:.4f}); "
-            + (
-                "--force: shipping the best other option, " + chosen + "."
-                if force
-                else "nothing was written."
-            )
+        parts.append(f"The best option on validation is {best} ({val[best]:.4f}).")
+    if user.beaten:
+        parts.append(f"Shipped: {chosen}.")
+    elif force:
+        parts.append(
+            f"It is the current bundle as it is; --force: shipped the best other option, {chosen} "
+            f"({servable[chosen]:.4f})."
+        )
+    else:
+        parts.append(
+            "It is the current bundle as it is: nothing beat it on validation, nothing was written."
         )
     return " ".join(parts)
 
