@@ -285,9 +285,7 @@ def verdict(summary_: dict[str, Any], user: UserRun, force: bool) -> str:
             f"({servable[chosen]:.4f})."
         )
     else:
-        parts.append(
-            "It is the current bundle as it is: nothing beat it on validation, nothing was written."
-        )
+        parts.append("It is the current bundle as it is: nothing beat it on validation, nothing was written.")
     return " ".join(parts)
 
 
