@@ -115,6 +115,12 @@ def test_conformal_intervals_cover_nested_and_grow() -> None:
     mixed = calibrate(list(errors[:30]), [np.zeros(6)] * 30, [1.0] * 30, [12] * 20 + [4] * 10, min_series=15)
     assert set(mixed.table) == {"12", "all"}
     np.testing.assert_array_equal(mixed.quantiles(4, 95, 6)[1], mixed.quantiles(7, 95, 6)[1])
+    # Few series: the steps are pooled, as multiples of sqrt(step); smooth rows that still cover.
+    few = calibrate(list(errors[:30]), [np.zeros(6)] * 30, [1.0] * 30, [12] * 30, pool_steps_below=40)
+    for level, (lo, hi) in few.bands(np.zeros(6), 12, 1.0).items():
+        np.testing.assert_allclose(hi / np.sqrt(np.arange(1, 7)), hi[0])
+        np.testing.assert_allclose(lo / np.sqrt(np.arange(1, 7)), lo[0])
+        assert abs(np.mean((fresh >= lo) & (fresh <= hi)) - level / 100) < 0.05
     bands = tiny_intervals().bands(np.full(8, 5.0), 7, 2.0)  # m = 7: the pooled table, 8 > 3 steps
     (lo50, hi50), (lo80, hi80), (lo95, hi95) = bands[50], bands[80], bands[95]
     assert np.all(lo95 <= lo80)

@@ -7,6 +7,11 @@ and step. The interval at level L
 for step k is point + scale * [q_{(1-L)/2}, q_{(1+L)/2}] of that class's step-k errors, widened
 to contain the point. Steps past the last calibrated one K grow like sqrt(k / K) (random-walk
 error growth); classes without validation series use the pooled table.
+
+With few validation series (a user's own file may have ten), one quantile per step rests on a
+handful of errors and the rows come out jagged. Such a class (`pool_steps_below`) takes its
+quantiles from the errors of all steps together, each divided by sqrt(step), and scales them back
+by sqrt(step): the same random-walk growth as above, estimated from every error at once.
 """
 
 from __future__ import annotations
@@ -103,14 +108,37 @@ def _quantile_rows(
         a = (1.0 - level / 100.0) / 2.0
         lo, hi = np.zeros(k), np.zeros(k)
         for step in range(k):
-            col = np.array([e[step] for e in errors if len(e) > step])
-            n = len(col)
-            # Finite-sample conformal quantile: the ceil((n+1)(1-a))-th order statistic.
-            q_hi = min(1.0, math.ceil((n + 1) * (1.0 - a)) / n)
-            q_lo = max(0.0, math.floor((n + 1) * a) / n)
-            lo[step] = min(float(np.quantile(col, q_lo)), 0.0)
-            hi[step] = max(float(np.quantile(col, q_hi)), 0.0)
+            lo[step], hi[step] = _conformal_pair(np.array([e[step] for e in errors if len(e) > step]), a)
         out[level] = (lo, hi)
+    return _nested(out, levels)
+
+
+def _conformal_pair(col: np.ndarray, a: float) -> tuple[float, float]:
+    """(lower, upper) finite-sample conformal quantiles of `col` for a central 1 - 2a band: the
+    ceil((n+1)(1-a))-th order statistic and its mirror, each on its side of 0."""
+    n = len(col)
+    q_hi = min(1.0, math.ceil((n + 1) * (1.0 - a)) / n)
+    q_lo = max(0.0, math.floor((n + 1) * a) / n)
+    return min(float(np.quantile(col, q_lo)), 0.0), max(float(np.quantile(col, q_hi)), 0.0)
+
+
+def _pooled_step_rows(
+    errors: list[np.ndarray], levels: Sequence[int]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Like `_quantile_rows`, from every step's errors at once, as multiples of sqrt(step)."""
+    k = max(len(e) for e in errors)
+    growth = np.sqrt(np.arange(1, k + 1, dtype=np.float64))
+    col = np.concatenate([e / growth[: len(e)] for e in errors])
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for level in levels:
+        lo, hi = _conformal_pair(col, (1.0 - level / 100.0) / 2.0)
+        out[level] = (lo * growth, hi * growth)
+    return _nested(out, levels)
+
+
+def _nested(
+    out: dict[int, tuple[np.ndarray, np.ndarray]], levels: Sequence[int]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     # Nesting by construction: a wider level's band is never inside a narrower one's.
     ordered = sorted(levels)
     for narrow, wide in itertools.pairwise(ordered):
@@ -125,10 +153,12 @@ def calibrate(
     ms: Sequence[int],
     levels: Sequence[int] = LEVELS,
     min_series: int = 1,
+    pool_steps_below: int = 0,
 ) -> IntervalTable:
     """The table from validation errors. A season-length class with fewer than `min_series`
     series gets no table of its own (its series use the pooled one): quantiles of a handful of
-    errors are noise, and with one series the interval is that one error."""
+    errors are noise, and with one series the interval is that one error. A table from fewer
+    than `pool_steps_below` series pools its steps (`_pooled_step_rows`)."""
     errors: dict[str, list[np.ndarray]] = {}
     for a, f, s, m in zip(actual, forecast, scales, ms, strict=True):
         e = (np.asarray(a, np.float64) - np.asarray(f, np.float64)) / s
@@ -136,7 +166,7 @@ def calibrate(
         errors.setdefault(POOLED, []).append(e)
     return IntervalTable(
         {
-            c: _quantile_rows(errs, levels)
+            c: (_pooled_step_rows if len(errs) < pool_steps_below else _quantile_rows)(errs, levels)
             for c, errs in errors.items()
             if c == POOLED or len(errs) >= min_series
         },

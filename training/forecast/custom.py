@@ -289,6 +289,32 @@ def verdict(summary_: dict[str, Any], user: UserRun, force: bool) -> str:
     return " ".join(parts)
 
 
+def calibration_note(summary_: dict[str, Any]) -> str:
+    """How much the shipped intervals rest on, and how they did on test."""
+    cal = summary_.get("calibration", {})
+    tables = cal.get("series_per_table", {})
+    c = summary_["coverage"]["all"]
+    text = (
+        "Intervals of the shipped option: conformal, from its errors on one validation window per "
+        "series, by season length ("
+        + ", ".join(f"{'pooled' if k == 'all' else 'season ' + k}: {n} series" for k, n in tables.items())
+        + "; a season length with fewer than 10 series uses the pooled table)"
+    )
+    if cal.get("steps_pooled"):
+        text += "; with fewer than 40 series a table pools its steps, each error as a multiple of sqrt(step)"
+    text += (
+        f". On test they covered {_pct(c['coverage_95'])}% / {_pct(c['coverage_80'])}% / "
+        f"{_pct(c['coverage_50'])}% of the values (nominal 95 / 80 / 50)."
+    )
+    if c["coverage_95"] < 0.9:
+        text += (
+            " They fell short: the same validation window also picked the fine-tuning step, the "
+            "Theta weights and the option, so its errors are on the optimistic side, and a few "
+            "series' windows say little about how much harder the next horizon may be."
+        )
+    return text
+
+
 def markdown_sections(
     summary_: dict[str, Any], user: UserRun, args: argparse.Namespace, verdict_: str, total: float
 ) -> list[tuple[str, str]]:
@@ -328,7 +354,7 @@ def markdown_sections(
             "intervals calibrated on validation for the servable options, AutoETS's own for AutoETS.\n\n"
             + run_report.table(OPTION_HEADERS, option_rows(summary_))
             + f"\n\nBase bundle: {user.base.label} ({user.base.path}). Theta weights of the shipped option: "
-            f"{summary_['theta_weights']}.",
+            f"{summary_['theta_weights']}.\n\n" + calibration_note(summary_),
         ),
         ("Shipped", verdict_),
         (
@@ -422,6 +448,7 @@ def finish(
             "intervals_test_by_option": summary_.get("coverage_by_option", {}),
             "autoets_intervals_test": summary_["baseline_intervals"],
             "shipped_option": chosen,
+            "calibration": summary_.get("calibration", {}),
             "verdict": verdict_,
         },
         data=user.data,

@@ -45,6 +45,9 @@ from training.forecast.ship import ship
 # Fewest validation series a season-length class needs for an interval table of its own (others
 # use the pooled table). Every competition class has hundreds; a user's file may have one.
 MIN_CLASS_SERIES = 10
+# A table from fewer validation series pools its steps (conformal._pooled_step_rows): below 39
+# errors a step's 95% band would be its widest error.
+POOL_STEPS_BELOW = 40
 # A training window ends after at least this many values (Tourism yearly validation histories
 # have 7; the shortest accepted history is 3).
 MIN_CONTEXT = 3
@@ -194,7 +197,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "version": None,  # 1.0.0 for a new name, else the next minor version
         "steps": 300,
         "lr": 5e-4,
-        "eval_every": 50,
+        "eval_every": 25,
         # 1: the pipeline's classical Theta alone, which the service can serve too.
         "theta_weights": "0,0.25,0.4,0.5,0.6,0.75,1",
         "baselines": ",".join(custom.SERIES_BASELINES),
@@ -451,7 +454,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     def calibrated(o: Option) -> IntervalTable:
         fc = combine_by_class(comp, val_net[o.net], val_theta, o.weights)
         return calibrate(
-            targets(comp, "val"), fc, val_scales, [s.m for s in comp], min_series=MIN_CLASS_SERIES
+            targets(comp, "val"),
+            fc,
+            val_scales,
+            [s.m for s in comp],
+            min_series=MIN_CLASS_SERIES,
+            pool_steps_below=POOL_STEPS_BELOW,
         )
 
     val_fc = combine_by_class(comp, val_net[chosen.net], val_theta, theta_weights)
@@ -529,6 +537,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         }
         summary["data"] = user.data
         summary["val_tables"] = {name: t["all"] for name, t in val_tables.items()}
+        counts = {c: sum(str(s.m) == c for s in comp) if c != "all" else len(comp) for c in intervals.table}
+        summary["calibration"] = {
+            "series_per_table": counts,
+            "steps_pooled": [c for c, n in counts.items() if n < POOL_STEPS_BELOW],
+        }
         print(json.dumps({k: summary[k] for k in ("chosen", "val_scores", "train_seconds")}), flush=True)
         if args.summary:
             args.summary.write_text(json.dumps(summary, indent=1))
