@@ -136,47 +136,48 @@ def _bad_files() -> list[tuple[str, Any, list[str], str]]:
     dup = [*good[:4], good[3], *good[5:]]
     gap = [*good[:4], *good[5:]]
     short = [*good, *_lines(_frame(lengths=(8,)).assign(unique_id="tiny"))[1:]]
+    h3 = ["--horizon", "3"]
     latin1 = "\n".join([*good[:2], "s0,2015-02-04 00:00,12.5 \u00b0C", *good[3:]]).encode("latin-1")
     return [
-        ("missing column", rename, [], r"s\.csv:1: no column 'y' \(the file has 'unique_id', 'ds', 'value'"),
-        ("empty y", empty_y, [], r"s\.csv:4: column 'y': empty value"),
-        ("text in y", text_y, [], r"s\.csv:4: column 'y': '12.5kg' is not a number"),
-        ("empty ds", empty_ds, [], r"s\.csv:4: column 'ds': empty timestamp"),
-        ("unparseable ds", bad_ds, [], r"s\.csv:4: column 'ds': '2015-13-45' is not an ISO 8601 date"),
+        ("missing column", rename, h3, r"s\.csv:1: no column 'y' \(the file has 'unique_id', 'ds', 'value'"),
+        ("empty y", empty_y, h3, r"s\.csv:4: column 'y': empty value"),
+        ("text in y", text_y, h3, r"s\.csv:4: column 'y': '12.5kg' is not a number"),
+        ("empty ds", empty_ds, h3, r"s\.csv:4: column 'ds': empty timestamp"),
+        ("unparseable ds", bad_ds, h3, r"s\.csv:4: column 'ds': '2015-13-45' is not an ISO 8601 date"),
         (
             "duplicate timestamp",
             dup,
-            [],
+            h3,
             r"s\.csv:5: column 'ds': series 's0': timestamp '2015-03-01 00:00' appears twice "
             r"\(lines 4 and 5\)",
         ),
         (
             "gap at a given frequency",
             gap,
-            ["--frequency", "MS"],
+            ["--frequency", "MS", *h3],
             r"s\.csv:5: column 'ds': series 's0': '2015-05-01 00:00' does not follow '2015-03-01 00:00'",
         ),
-        ("gap, frequency inferred", gap, [], r"s\.csv:5: column 'ds': series 's0': cannot infer a frequency"),
-        ("non-UTF-8 byte", latin1, [], r"s\.csv:3:26: byte 0xb0 is not UTF-8"),
-        ("empty file", b"", [], r"s\.csv: the file is empty"),
-        ("header only", [good[0]], [], r"s\.csv: the file holds a header but no rows"),
+        ("gap, frequency inferred", gap, h3, r"s\.csv:5: column 'ds': series 's0': cannot infer a frequency"),
+        ("non-UTF-8 byte", latin1, h3, r"s\.csv:3:26: byte 0xb0 is not UTF-8"),
+        ("empty file", b"", h3, r"s\.csv: the file is empty"),
+        ("header only", [good[0]], h3, r"s\.csv: the file holds a header but no rows"),
         (
             "series too short",
             short,
-            [],
+            h3,
             r"s\.csv:26: column 'unique_id': series 'tiny' has 8 values; it needs at least 9",
         ),
         (
             "unknown frequency",
             good,
-            ["--frequency", "fortnightly"],
+            ["--frequency", "fortnightly", *h3],
             r"s\.csv: --frequency: unknown frequency",
         ),
         ("horizon above horizon_max", good, ["--horizon", "7"], r"s\.csv: --horizon 7 is outside 1\.\.6"),
         (
             "default horizon above horizon_max",
             good,
-            ["--horizon", "__none__"],
+            [],  # no --horizon: monthly series take 18
             r"s\.csv:2: column 'ds': series 's0': its default horizon 18 \(MS\) is above the model's "
             r"horizon_max 6",
         ),
@@ -194,13 +195,8 @@ def test_bad_file_names_file_line_column_and_writes_nothing(
         path.write_bytes(content)
     else:
         path.write_text("\n".join(content) + "\n", encoding="utf-8")
-    args = [a for a in extra if a != "__none__"]
-    if "--horizon" not in args:
-        args += ["--horizon", "3"]
-    elif "__none__" in extra:
-        args = [a for a in args if a != "--horizon"]
     with pytest.raises(DataFileError, match=message) as info:
-        _run(tmp_path, base, path, *args)
+        _run(tmp_path, base, path, *extra)
     assert info.value.path == path
     assert not (tmp_path / "models").exists()  # nothing written, not even the model folder
 
