@@ -38,6 +38,9 @@ def test_msis_penalises_misses_by_two_over_alpha() -> None:
 def test_owa_of_naive2_itself_is_one() -> None:
     assert metrics.owa(12.0, 1.5, 12.0, 1.5) == pytest.approx(1.0)
     assert metrics.owa(6.0, 1.5, 12.0, 1.5) == pytest.approx(0.75)
+    # Naive2 exact (a constant series): as exact is as good, anything else infinitely worse.
+    assert metrics.owa(0.0, 0.0, 0.0, 0.0) == 1.0
+    assert metrics.owa(0.5, 0.1, 0.0, 0.0) == float("inf")
 
 
 def test_naive2_is_naive_without_a_season_and_reseasonalised_with_one() -> None:

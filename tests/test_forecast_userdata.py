@@ -201,6 +201,16 @@ def test_bad_file_names_file_line_column_and_writes_nothing(
     assert not (tmp_path / "models").exists()  # nothing written, not even the model folder
 
 
+def test_bad_parquet_cell_names_its_row_and_writes_nothing(tmp_path: Path, base: Path) -> None:
+    frame = _frame(lengths=(12, 12))
+    frame.loc[3, "y"] = np.nan  # a null in the fourth data row (Parquet rows count from 1)
+    path = tmp_path / "s.parquet"
+    frame.to_parquet(path, index=False)
+    with pytest.raises(DataFileError, match=r"s\.parquet:4: column 'y': empty value"):
+        _run(tmp_path, base, path, "--horizon", "3")
+    assert not (tmp_path / "models").exists()
+
+
 def test_the_command_prints_the_error_and_exits_2(tmp_path: Path, base: Path) -> None:
     path = tmp_path / "s.csv"
     path.write_text("unique_id,ds,y\na,2020-01-01,1\na,2020-02-01,oops\n", encoding="utf-8")

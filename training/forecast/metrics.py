@@ -55,5 +55,13 @@ def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     return float(np.mean((a >= lower) & (a <= upper)))
 
 
+def _ratio(model: float, reference: float) -> float:
+    # Naive2 without error (a constant series, say): a model as exact is as good, any other
+    # infinitely worse; never a ZeroDivisionError that would end a run on a user's file.
+    if reference > 0:
+        return model / reference
+    return 1.0 if model == 0 else float("inf")
+
+
 def owa(smape_model: float, mase_model: float, smape_naive2: float, mase_naive2: float) -> float:
-    return 0.5 * (smape_model / smape_naive2 + mase_model / mase_naive2)
+    return 0.5 * (_ratio(smape_model, smape_naive2) + _ratio(mase_model, mase_naive2))
