@@ -306,11 +306,13 @@ def calibration_note(summary_: dict[str, Any]) -> str:
         f". On test they covered {_pct(c['coverage_95'])}% / {_pct(c['coverage_80'])}% / "
         f"{_pct(c['coverage_50'])}% of the values (nominal 95 / 80 / 50)."
     )
-    if c["coverage_95"] < 0.9:
+    short = [lv for lv in (95, 80, 50) if c[f"coverage_{lv}"] < lv / 100 - 0.1]
+    if short:
         text += (
-            " They fell short: the same validation window also picked the fine-tuning step, the "
-            "Theta weights and the option, so its errors are on the optimistic side, and a few "
-            "series' windows say little about how much harder the next horizon may be."
+            f" The {' / '.join(map(str, short))}% intervals fell short by more than 10 points: the same "
+            "validation window also picked the fine-tuning step, the Theta weights and the option, "
+            "so its errors are on the optimistic side, and one window per series says little about "
+            "how much harder the next horizon may be."
         )
     return text
 
