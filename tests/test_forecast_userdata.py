@@ -25,6 +25,7 @@ from app.core.settings import Settings
 from app.main import create_app
 from tests.forecast_support import HORIZON_MAX, assert_nested_intervals, write_tiny_bundle
 from tests.score_support import read_jsonl, score, set_env, write_jsonl
+from training.forecast.custom import UserRun, load_net, verdict
 from training.forecast.longformat import Columns, read_long_series
 from training.forecast.train import main
 from training.userdata import DataFileError
@@ -352,3 +353,26 @@ def test_no_data_arguments_run_the_competition_preset(tmp_path: Path) -> None:
     assert summary["chosen"] in summary["val_scores"]["by_option"]
     assert {"Naive2", "Theta (numpy)"} <= set(summary["tables"])
     assert {"M3 monthly", "Tourism quarterly", "M4 hourly", "M4 weekly"} <= set(summary["tables"]["LSTM"])
+
+
+# ---------------------------------------------------------------- what the report says shipped
+
+
+def test_verdict_says_when_a_baseline_the_service_cannot_serve_won(tmp_path: Path, base: Path) -> None:
+    run = UserRun([], load_net(base), None, "old 1.0.0 (current) as it is", "demo", "1.1.0", tmp_path, {})
+    summary: dict[str, Any] = {
+        "val_scores": {"by_option": {"old 1.0.0 (current) as it is": 0.9, "fine-tuned": 0.8}},
+        "baseline_validation": {"AutoETS": 0.7, "Theta": 0.95},
+        "chosen": "fine-tuned",
+    }
+    text = verdict(summary, run, force=False)
+    assert text == (
+        "The best option on validation is statsforecast's AutoETS (0.7000), which the service cannot "
+        "serve (its forecast task runs the LSTM + Theta pipeline only); the best servable option is "
+        "fine-tuned (0.8000). Shipped: fine-tuned."
+    )
+    # The incumbent still best among the servable options: nothing written, unless --force.
+    summary["val_scores"]["by_option"]["old 1.0.0 (current) as it is"] = 0.75
+    assert run.pick(summary["val_scores"]["by_option"], force=False) == "old 1.0.0 (current) as it is"
+    assert verdict(summary, run, force=False).endswith("nothing beat it on validation, nothing was written.")
+    assert run.pick(summary["val_scores"]["by_option"], force=True) == "fine-tuned"
