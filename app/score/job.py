@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from app.core.bundle import read_manifest, resolve_bundle_dir
 from app.core.settings import Settings
+from app.main import default_bundle_dir
 from app.score.files import (
     InputIndex,
     JobManifest,
@@ -50,7 +50,7 @@ class ScoreJob:
         """What staged parts depend on: a resumed run must agree on all of it. Not the engine: both
         give the same answers, so a run started locally can be finished on Ray and back."""
         stat = self.input.stat()
-        bundle = resolve_bundle_dir(self.settings.model_dir, self.task)
+        bundle = default_bundle_dir(self.settings, self.task)
         return {
             "task": self.task,
             "input": str(self.input.resolve()),
@@ -58,9 +58,10 @@ class ScoreJob:
             "input_mtime_ns": stat.st_mtime_ns,
             "options": self.options,
             "part_size": self.part_size,
-            "model_version": read_manifest(bundle).version,
+            "model": bundle.parent.name,
+            "model_version": bundle.name,
             "backend": self.settings.backend,
-            "precision": self.settings.precision_for(self.task),
+            "precision": self.settings.precision_for(bundle.parent.name, self.task),
             "limits": asdict(self.settings.input_limits),
         }
 

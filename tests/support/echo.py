@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from app.core.bundle import TensorSpec
 from app.core.limits import InputLimits
-from app.core.service import ModelService, service_for
+from app.core.service import TaskModels, service_for
 from app.core.task import ModelTask
 
 POISON = -999.0
@@ -109,7 +109,7 @@ class Task(ModelTask[EchoRequest, list[float], float, EchoResponse]):
 
 
 router = APIRouter(tags=["echo"])
-EchoService = Annotated[ModelService[EchoRequest, EchoResponse], Depends(service_for(Task))]
+EchoService = Annotated[TaskModels[EchoRequest, EchoResponse], Depends(service_for(Task))]
 
 
 @router.post("/echo")
