@@ -49,10 +49,12 @@ def test_models_lists_manifests_without_large_tables(echo_client: Callable[..., 
         assert listing["choices"] == {"echo": ["echo", "echo@1.0.0"]}
         assert listing["skipped"] == []
         (info,) = listing["models"]
-        assert (info["name"], info["version"], info["task"], info["key"]) == ("echo", "1.0.0", "echo", "echo@1.0.0")
+        named = (info["name"], info["version"], info["task"], info["key"])
+        assert named == ("echo", "1.0.0", "echo", "echo@1.0.0")
         assert info["default"] is info["default_version"] is True
         assert info["headline"] == {"metric": "none", "value": 0.0, "split": "none"}
-        assert info["rss_mib"] is not None and listing["worker_rss_mib"] > 0
+        assert info["rss_mib"] is not None
+        assert listing["worker_rss_mib"] > 0
         assert info["manifest"]["version"] == "1.0.0"
         assert set(info["manifest"]["artifacts"]) == {"onnx", "torchscript", "vocab"}
         assert info["device"] == "cpu"
