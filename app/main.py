@@ -245,7 +245,7 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
 
     _add_operational_routes(app)
     install_web(app)
-    install_contract(app, settings)
+    install_contract(app, settings, lambda: {t: state.catalog.choices(t) for t in state.catalog.tasks})
     _add_error_handlers(app)
     app.add_middleware(
         ServiceMiddleware,
