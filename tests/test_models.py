@@ -428,3 +428,31 @@ def test_serving_with_onnx_runtime_never_imports_torch() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+# ------------------------------------------------------------------------------- bulk scoring
+
+
+def test_bulk_scoring_takes_a_model_like_a_request(
+    score_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.score_support import REVIEWS, score, set_env, write_jsonl
+
+    model_dir = tmp_path / "models"
+    shutil.copytree(score_model_dir, model_dir)
+    (shipped,) = (model_dir / "sentiment").iterdir()
+    copy_bundle(shipped, model_dir, "mine", "2.0.0")
+    set_env(monkeypatch, model_dir)
+    src = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in REVIEWS[:3]])
+    assert score("sentiment", src, tmp_path / "a.jsonl")["model"] == f"sentiment@{shipped.name}"
+    mine = score("sentiment", src, tmp_path / "b.jsonl", "--model", "mine@2.0.0")
+    assert (mine["model"], mine["ok"]) == ("mine@2.0.0", 3)
+    assert score("sentiment", src, tmp_path / "c.jsonl", "--model", "mine")["model"] == "mine@2.0.0"
+    monkeypatch.setenv("DEFAULT_MODELS", "sentiment=mine")
+    assert score("sentiment", src, tmp_path / "d.jsonl")["model"] == "mine@2.0.0"
+    from app.score.__main__ import main
+
+    with pytest.raises(SystemExit, match=r"--model / MODEL_DIR: no bundle 'mine' version '9\.0'"):
+        main(["sentiment", str(src), str(tmp_path / "e.jsonl"), "--model", "mine@9.0", "--no-progress"])
+    with pytest.raises(SystemExit, match=r"model 'forecast' .* is a forecast model, not a sentiment model"):
+        main(["sentiment", str(src), str(tmp_path / "f.jsonl"), "--model", "forecast", "--no-progress"])

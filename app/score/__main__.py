@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.core.bundle import BundleError
 from app.core.settings import Settings
 from app.score.files import errors_path
 from app.score.job import ScoreJob, run, summary_line
@@ -108,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         address=args.address,
         workers=args.workers,
     )
-    summary = run(job)
+    try:
+        summary = run(job)
+    except BundleError as exc:  # e.g. --model naming no bundle, or one of another task
+        raise SystemExit(f"--model / MODEL_DIR: {exc}") from None
     print(summary_line(job, summary))
     return 0
 

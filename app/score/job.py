@@ -73,6 +73,7 @@ class JobSummary:
     errors: int
     rescored_rows: int  # rows scored by this run (the rest came from finished parts)
     seconds: float
+    model: str = ""  # name@version that scored them
 
     @property
     def rows_per_s(self) -> float:
@@ -100,7 +101,8 @@ def run(job: ScoreJob) -> JobSummary:
     source = file_format(job.input)
     file_format(job.output)  # refuse an unknown output type before any work
     staging = Staging(job.output)
-    manifest = staging.open(job.identity(), job.restart)
+    identity = job.identity()
+    manifest = staging.open(identity, job.restart)
     index = index_input(job.input, source, job.part_size)
     n_parts = index.parts(job.part_size)
     started = time.perf_counter()
@@ -119,7 +121,8 @@ def run(job: ScoreJob) -> JobSummary:
     ok, errors = write_outputs(job.output, job.errors, (staging.read_part(p) for p in range(n_parts)))
     if not job.keep_parts:
         staging.remove()
-    return JobSummary(index.total, ok, errors, index.total - done_before, seconds)
+    model = f"{identity['model']}@{identity['model_version']}"
+    return JobSummary(index.total, ok, errors, index.total - done_before, seconds, model)
 
 
 def _run_local(
@@ -150,6 +153,7 @@ def summary_line(job: ScoreJob, summary: JobSummary) -> str:
     return json.dumps(
         {
             "task": job.task,
+            "model": summary.model,
             "engine": job.engine,
             "rows": summary.rows,
             "ok": summary.ok,
