@@ -84,6 +84,8 @@ def main(factory: str = "app.main:create_app") -> None:
                 drain_s=settings.shutdown_drain_s,
                 handover_s=settings.reload_handover_s,
                 poll_s=settings.reload_poll_s,
+                # SIGTERM's first moment (Supervisor.terminating): what must stop at once goes here.
+                on_terminate=None,
             ).run()
         finally:
             if probes is not None:

@@ -276,7 +276,7 @@ class ModelDoor:
         self.state = state
 
     def reads_body(self, path: str) -> bool:
-        return len(self.state.catalog.choices(path[1:])) > 1
+        return self.state.catalog.served(path[1:]) > 1
 
     def gate(self, path: str, body: bytes | None) -> ModelService[Any, Any] | None:
         known, model = model_in_body(body) if body is not None else (True, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -84,6 +85,7 @@ class ModelCatalog:
     ) -> None:
         self.services: dict[str, ModelService[Any, Any]] = dict(services)
         self.skipped = list(skipped)
+        self._served = Counter(s.task_name for s in self.services.values())
         # task -> accepted spelling -> service; the key None is the task's default.
         self._table: dict[str, dict[str | None, ModelService[Any, Any]]] = {}
         versions: dict[str, list[ModelService[Any, Any]]] = {}
@@ -129,6 +131,10 @@ class ModelCatalog:
         """Every value `model` may take on `task`'s endpoint: each name, then each name@version."""
         keys = [k for k in self._table.get(task, {}) if k is not None]
         return sorted(keys, key=lambda k: ("@" in k, k))
+
+    def served(self, task: str) -> int:
+        """How many models (versions counted apart) serve `task`."""
+        return self._served.get(task, 0)
 
     def default(self, task: str) -> ModelService[Any, Any] | None:
         return self._table.get(task, {}).get(None)
