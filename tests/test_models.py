@@ -244,6 +244,9 @@ def test_a_broken_bundle_is_skipped_and_the_others_served(many_models: Path, tmp
         r = client.post("/echo", json={"values": [[1.0]], "model": "echo@1.2.0"})
         assert r.status_code == 422
     logging.getLogger().removeHandler(kept)
+    # the access log says which model answered
+    posted = [r for r in kept.records if r.getMessage() == "request" and getattr(r, "path", "") == "/echo"]
+    assert next((getattr(r, "model", None), getattr(r, "version", None)) for r in posted) == ("echo", "1.1.0")
     refused = [r for r in kept.records if r.getMessage() == "bundle refused"]
     assert any("echo/1.2.0" in str(getattr(r, "bundle", "")) for r in refused)
 
@@ -375,6 +378,28 @@ def test_reload_poll_notices_a_new_version(many_models: Path, tmp_path: Path) ->
             if r.status_code != 200:
                 time.sleep(0.5)  # the second worker is still being replaced
         assert r.status_code == 200
+
+
+def test_a_worker_that_dies_is_replaced(echo_model_dir: Path) -> None:
+    env = {"MODEL_DIR": str(echo_model_dir), "WORKERS": "1"}
+    with running_server(env, factory="tests.support.echo_app:create") as (proc, url):
+        (worker,) = (
+            int(p)
+            for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            if "LSTM_SERVE_RUN_DIR" in Path(f"/proc/{p}/environ").read_text(errors="replace")
+            and "multiprocessing.resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()
+        )
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.post(f"{url}/echo", json={"values": [[1.0]]}, timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "no worker replaced the one that died"
+            time.sleep(0.2)
+        assert proc.poll() is None
 
 
 def test_a_probe_port_in_use_is_one_line_naming_port_and_setting(echo_model_dir: Path) -> None:

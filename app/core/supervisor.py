@@ -47,6 +47,8 @@ log = logging.getLogger("app.supervisor")
 TICK_S = 0.2
 # How long a new worker may take to load and warm its models before a reload is abandoned.
 START_TIMEOUT_S = 300.0
+# A replacement for a dead worker that fails to start is tried again after this long.
+RESTART_DELAY_S = 5.0
 
 
 class RetiringServer(uvicorn.Server):
@@ -79,6 +81,9 @@ def _serve(config: uvicorn.Config, run_folder: Path, sockets: list[socket.socket
     # A hang-up meant for the supervisor (a terminal closing, `kill -HUP` to the group) must not
     # end the workers: SIGHUP means "reload", which the supervisor does.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A retirement that arrives while the worker still loads (a reload asked during start-up)
+    # must not kill it (SIGUSR1's default); the supervisor stops it with SIGTERM next anyway.
+    signal.signal(RETIRE_SIGNAL, signal.SIG_IGN)
     RetiringServer(config, run_folder).run(sockets=sockets)
 
 
@@ -123,6 +128,11 @@ class Supervisor:
         self.signals: list[int] = []
         self.should_exit = False
         self.sockets: list[socket.socket] = []
+        # Whether a worker has ever served: before that, one failing to start means the service
+        # cannot start (stop, as uvicorn does); after it, the others keep serving and the failed
+        # one is tried again every RESTART_DELAY_S.
+        self.served = False
+        self._restart_at: dict[int, float] = {}
 
     # ---------------------------------------------------------------- processes
 
@@ -133,7 +143,9 @@ class Supervisor:
         return process
 
     def _serving(self, process: SpawnProcess) -> bool:
-        return (self.run_folder / "serving" / str(process.pid)).exists()
+        serving = (self.run_folder / "serving" / str(process.pid)).exists()
+        self.served = self.served or serving
+        return serving
 
     def _wait_serving(self, process: SpawnProcess, timeout: float) -> bool:
         """Whether `process` starts accepting within `timeout` (False: it died, or a stop was asked)."""
@@ -175,12 +187,12 @@ class Supervisor:
                 if not self.should_exit:
                     self.terminating(sig)
             elif sig == signal.SIGHUP:
-                if during_reload:
-                    # The running reload reads MODEL_DIR in the workers it has yet to start; one
-                    # more round afterwards covers what changed under the ones already started.
-                    self.signals.append(sig)
-                    return False
                 reload = True
+        if reload and during_reload:
+            # The running reload reads MODEL_DIR in the workers it has yet to start; one more
+            # round afterwards covers what changed under the ones it already started.
+            self.signals.append(signal.SIGHUP)
+            return False
         return reload
 
     def terminating(self, sig: int) -> None:
@@ -214,6 +226,7 @@ class Supervisor:
                     )
                 return False
             self.workers[i] = new
+            self._restart_at.pop(i, None)
             if old.is_alive() and old.pid is not None:
                 os.kill(old.pid, RETIRE_SIGNAL)
                 self._pause(self.handover_s)
@@ -264,19 +277,31 @@ class Supervisor:
         return status
 
     def _replace_dead(self) -> bool:
-        """Start a replacement for each worker that died. True when one failed at start-up before
-        ever serving: the next would fail the same way (no servable bundle, a broken app)."""
+        """Start a replacement for each worker that died. True when one failed at start-up and no
+        worker has ever served: the next would fail the same way (no servable bundle, a broken
+        app). Once the service has served, a worker that fails to start is tried again later."""
         for i, process in enumerate(self.workers):
             if process.is_alive():
+                self._serving(process)
+                continue
+            if i in self._restart_at:
+                if time.monotonic() < self._restart_at[i]:
+                    continue
+                del self._restart_at[i]
+                self.workers[i] = self._spawn()
                 continue
             process.join()
-            if process.exitcode == STARTUP_FAILURE and not self._serving(process):
-                log.error("a worker failed to start; stopping", extra={"pid": process.pid})
-                self.should_exit = True
-                return True
-            log.error(
-                "worker died; starting another", extra={"pid": process.pid, "exit_code": process.exitcode}
-            )
+            never_served = not self._serving(process)
             self._forget(process)
+            died = {"pid": process.pid, "exit_code": process.exitcode}
+            if process.exitcode == STARTUP_FAILURE and never_served:
+                if not self.served:
+                    log.error("a worker failed to start; stopping", extra=died)
+                    self.should_exit = True
+                    return True
+                log.error("a replacement worker failed to start; trying again", extra=died)
+                self._restart_at[i] = time.monotonic() + RESTART_DELAY_S
+                continue
+            log.error("worker died; starting another", extra=died)
             self.workers[i] = self._spawn()
         return False
