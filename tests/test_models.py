@@ -358,6 +358,31 @@ def test_sighup_reload_under_load_loses_nothing(many_models: Path, tmp_path: Pat
     assert any("echo/2.0.0" in line and "checksum mismatch" in line for line in refused), log[-3000:]
 
 
+def test_a_reload_whose_new_worker_cannot_start_leaves_the_old_one_serving(
+    many_models: Path, tmp_path: Path
+) -> None:
+    """Every bundle broken under the running service (its one model tampered with on disk): the
+    new worker cannot serve anything and exits; the reload is abandoned with a log line, and the
+    running worker, which loaded the model before, keeps answering."""
+    model_dir = tmp_path / "models"
+    write_echo_bundle(model_dir)
+    env = {"MODEL_DIR": str(model_dir), "WORKERS": "1"}
+    with running_server(env, factory="tests.support.echo_app:create") as (proc, url):
+        (model_dir / "echo" / "1.0.0" / "model.onnx").write_bytes(b"tampered")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        ready = 0
+        while ready < 20 and time.monotonic() < deadline:  # through the attempt and after it
+            r = httpx.post(f"{url}/echo", json={"values": [[2.0, 1.0]]}, timeout=10)
+            assert r.json() == {"sums": [3.0]}
+            ready += 1
+            time.sleep(0.5)
+        assert proc.poll() is None
+    log = proc.stdout.read().decode() if proc.stdout else ""
+    assert '"reload abandoned' in log, log[-3000:]
+    assert "checksum mismatch" in log
+
+
 def test_reload_poll_notices_a_new_version(many_models: Path, tmp_path: Path) -> None:
     model_dir = tmp_path / "models"
     write_echo_bundle(model_dir)
