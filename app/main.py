@@ -144,7 +144,9 @@ async def _load_catalog(
             await loop.run_in_executor(executor, task.predict_batch, task.warmup_items())
         except Exception as exc:  # any failure of one bundle is that bundle's, not the service's
             skipped.append(f"{ref.path}: {exc}")
-            log.error("bundle refused", extra={"bundle": str(ref.path), "error": str(exc)}, exc_info=exc)
+            # A BundleError says all there is to say; anything else gets its traceback.
+            trace = None if isinstance(exc, BundleError) else exc
+            log.error("bundle refused", extra={"bundle": str(ref.path), "error": str(exc)}, exc_info=trace)
             continue
         batcher: MicroBatcher[Any, Any] = MicroBatcher(
             ref.name,

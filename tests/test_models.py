@@ -174,6 +174,24 @@ def test_the_door_reads_the_model_from_the_raw_body_only_when_plain() -> None:
     assert model_in_body(b'{"model": "a", "model": "b"}') == (False, None)
 
 
+def test_the_door_reading_a_body_keeps_the_size_limit(many_models: Path) -> None:
+    """Where the door reads bodies (several models behind /echo), a chunked body (no
+    Content-Length) past MAX_BODY_BYTES is still a 413, and one within it still answers."""
+
+    def chunks(total: int) -> Iterator[bytes]:
+        yield b'{"model": "fast", "values": [['
+        yield b" " * total
+        yield b"1.0]]}"
+
+    with serving(many_models, max_body_bytes=1024) as client:
+        headers = {"content-type": "application/json"}
+        r = client.post("/echo", content=chunks(5000), headers=headers)
+        assert r.status_code == 413
+        assert r.json()["detail"][0]["ctx"]["limit"] == 1024
+        r = client.post("/echo", content=chunks(100), headers=headers)
+        assert r.json() == {"sums": [1.0], "model": "fast@1.0.0"}
+
+
 # ------------------------------------------------------------------------------------ isolation
 
 

@@ -161,8 +161,7 @@ class ServiceMiddleware:
                     receive = _replay(messages, receive)
                 gate = self.door.gate(path, body)
                 refusal = gate.refusal() if gate is not None else None
-                if refusal is not None:
-                    assert gate is not None
+                if gate is not None and refusal is not None:
                     refused = True
                     scope[SCOPE_KEY] = gate.labels
                     # Shed at the door: nothing is parsed, let alone tokenised. The answer waits
