@@ -93,7 +93,7 @@ def _alive(pid: int) -> bool:
 class Readiness:
     """Whether every worker is ready. Alone (no run folder) it is this process's own flag; with
     several workers each ready worker holds a file named by its pid, and a worker that died
-    without removing its file (uvicorn replaces dead workers) does not count."""
+    without removing its file (the supervisor replaces dead workers) does not count."""
 
     def __init__(self, folder: Path | None, workers: int) -> None:
         self.folder = folder / "ready" if folder else None
@@ -127,7 +127,7 @@ class Readiness:
 
 def _live_pids(folder: Path) -> set[int]:
     """The live processes among the files of `folder` named by pid (a worker that died leaves
-    its file behind; uvicorn replaces it)."""
+    its file behind; the supervisor replaces it)."""
     if not folder.is_dir():
         return set()
     return {pid for pid in (int(p.name) for p in folder.iterdir() if p.name.isdigit()) if _alive(pid)}
