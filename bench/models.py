@@ -293,10 +293,14 @@ def markdown(results: dict[str, Any]) -> str:
         load = rel["steady_load"]
         lines.append(
             f"| reload | non-2xx, connection errors, new version after | {load.get('non_2xx')}, "
-            f"{load.get('connection_errors')}, {rel['new_version_answered_after_s']} s "
+            f"{load.get('connection_errors')}, {_seconds(rel['new_version_answered_after_s'])} "
             f"({'PASS' if rel['pass'] else 'FAIL'}) |"
         )
     return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
 
 
 CELLS = {"spread": cell_spread, "isolation": cell_isolation, "reload": cell_reload}
