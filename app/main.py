@@ -9,9 +9,10 @@ import importlib
 import importlib.util
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -25,12 +26,21 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from app import __version__
 from app.core.backends import load_backend
 from app.core.batching import BatchFailedError, MicroBatcher, QueueFullError, ShuttingDownError
-from app.core.bundle import BundleError, discover_tasks, load_bundle, resolve_bundle_dir
+from app.core.bundle import (
+    BundleError,
+    BundleRef,
+    load_bundle,
+    read_manifest,
+    resolve_bundle_dir,
+    scan_bundles,
+)
+from app.core.catalog import ModelCatalog, model_in_body
 from app.core.contract import install_contract, shown_errors, unsupported_media_type
 from app.core.device import Capabilities, select_device
 from app.core.logs import configure_logging, request_id_var
 from app.core.metrics import Metrics
 from app.core.middleware import ServiceMiddleware
+from app.core.models_info import ModelsResponse, models_response, rss_mib
 from app.core.service import AppState, ClientDisconnectedError, ModelService, StateDep
 from app.core.settings import Settings
 from app.core.task import ModelTask
@@ -39,8 +49,8 @@ from app.web import install_web
 
 log = logging.getLogger("app")
 
-# Task packages the service knows how to serve, by model name; each exports `Task` (its pipeline,
-# task.py) and `router` (routes.py).
+# Task packages the service knows how to serve, by task (a manifest's `task`); each exports `Task`
+# (its pipeline, task.py) and `router` (routes.py).
 TASK_PACKAGES: dict[str, str] = {"sentiment": "app.sentiment", "ner": "app.ner", "forecast": "app.forecast"}
 
 
@@ -53,70 +63,131 @@ def _available(packages: Mapping[str, str]) -> dict[str, ModuleType]:
 
 
 def load_task(
-    name: str, module: ModuleType, settings: Settings, capabilities: Capabilities | None = None
+    bundle_dir: Path,
+    modules: Mapping[str, ModuleType],
+    settings: Settings,
+    capabilities: Capabilities | None = None,
 ) -> ModelTask[Any, Any, Any, Any]:
-    """Model `name`'s task on its newest bundle under MODEL_DIR, with the backend (BACKEND,
-    MODEL_BACKEND), device, precision and threads `settings` give it: what every service worker
-    loads at start-up, and what bulk scoring loads, so both answer with the same graph."""
-    bundle = load_bundle(resolve_bundle_dir(settings.model_dir, name))
-    if bundle.manifest.task != name:
-        raise BundleError(f"{bundle.path}: manifest task is {bundle.manifest.task!r}, expected {name!r}")
-    kind = settings.backend_for(name)
+    """The bundle in `bundle_dir` (verified: schema, checksums) loaded by the task package its
+    manifest names, with the backend (BACKEND, MODEL_BACKEND), device, precision and threads
+    `settings` give it: what every service worker loads, and what bulk scoring loads, so both
+    answer with the same graph."""
+    bundle = load_bundle(bundle_dir)
+    task_name = bundle.manifest.task
+    if task_name not in modules:
+        raise BundleError(
+            f"{bundle.path}: manifest task {task_name!r} is not served here (tasks: {', '.join(modules)})"
+        )
+    kind = settings.backend_for(bundle.name, task_name)
     device = select_device(settings.device, kind, capabilities or Capabilities.probe())
-    backend = load_backend(kind, bundle, device, settings.threads_per_model, settings.precision_for(name))
-    task: ModelTask[Any, Any, Any, Any] = module.Task(bundle, backend)
+    precision = settings.precision_for(bundle.name, task_name)
+    backend = load_backend(kind, bundle, device, settings.threads_per_model, precision)
+    task: ModelTask[Any, Any, Any, Any] = modules[task_name].Task(bundle, backend)
     return task
 
 
-def _load_services(
+def default_bundle_dir(settings: Settings, task: str) -> Path:
+    """The bundle a request to /<task> without `model` gets (see ModelCatalog), found on disk
+    without loading anything: DEFAULT_MODELS' choice for `task` ("name" or "name@version"), else
+    the model named after the task, else the first name serving it; MODEL_VERSIONS' version of
+    it, else the highest. For bulk scoring, which serves one model (`--model` sets DEFAULT_MODELS)."""
+    spec = settings.default_model_map.get(task)
+    if spec is None:
+        refs, _ = scan_bundles(settings.model_dir, settings.model_names)
+        names = sorted({r.name for r in refs if r.task == task})
+        spec = task if task in names or not names else names[0]
+    name, _, version = spec.partition("@")
+    path = resolve_bundle_dir(settings.model_dir, name, version or settings.model_version_map.get(name))
+    found = read_manifest(path).task
+    if found != task:
+        raise BundleError(f"model {name!r} ({path}) is a {found} model, not a {task} model")
+    return path
+
+
+def find_bundles(settings: Settings, modules: Mapping[str, ModuleType]) -> tuple[list[BundleRef], list[str]]:
+    """The bundles under MODEL_DIR this service can serve (MODELS: only those names), and why
+    each other one found there is not served."""
+    refs, problems = scan_bundles(settings.model_dir, settings.model_names)
+    servable = [r for r in refs if r.task in modules]
+    problems += [
+        f"{r.path}: manifest task {r.task!r} is not served here (tasks: {', '.join(modules)})"
+        for r in refs
+        if r.task not in modules
+    ]
+    return servable, problems
+
+
+async def _load_catalog(
     settings: Settings,
     modules: Mapping[str, ModuleType],
     metrics: Metrics,
     executor: ThreadPoolExecutor,
     decode_executor: ThreadPoolExecutor,
-) -> dict[str, ModelService[Any, Any]]:
-    names = settings.model_names or discover_tasks(settings.model_dir)
-    if not names:
-        raise BundleError(
-            f"no model bundles under {settings.model_dir.resolve()} "
-            "(expected <model>/<version>/manifest.json; "
-            "set MODEL_DIR, or train with `python -m training.<model>`)"
-        )
+    refs: list[BundleRef],
+    problems: list[str],
+) -> ModelCatalog:
+    """Load and warm up every bundle in `refs`. One that fails (checksum, schema, its task's
+    section, the runtime) is skipped with an error log naming it, and the others are served:
+    after a reload a bad new bundle must not take down what was being served. None at all is
+    an error."""
+    for problem in problems:
+        log.error("bundle refused", extra={"error": problem})
     capabilities = Capabilities.probe()
+    loop = asyncio.get_running_loop()
     services: dict[str, ModelService[Any, Any]] = {}
-    for name in names:
-        if name not in modules:
-            raise BundleError(f"unknown model {name!r}: this service serves {', '.join(modules)}")
-        task = load_task(name, modules[name], settings, capabilities)
-        backend = task.backend
+    skipped = list(problems)
+    for ref in refs:
+        before = rss_mib()
+        try:
+            task = load_task(ref.path, modules, settings, capabilities)
+            # Warm-up: the first call of a runtime allocates and specialises; pay that before /readyz.
+            await loop.run_in_executor(executor, task.predict_batch, task.warmup_items())
+        except Exception as exc:  # any failure of one bundle is that bundle's, not the service's
+            skipped.append(f"{ref.path}: {exc}")
+            # A BundleError says all there is to say; anything else gets its traceback.
+            trace = None if isinstance(exc, BundleError) else exc
+            log.error("bundle refused", extra={"bundle": str(ref.path), "error": str(exc)}, exc_info=trace)
+            continue
         batcher: MicroBatcher[Any, Any] = MicroBatcher(
-            name,
+            ref.name,
             task.predict_batch,
             executor,
-            settings.batching_for(name),
+            settings.batching_for(ref.name, ref.task),
             size_of=task.item_size,
             cost_follows_size=task.cost_follows_size,
             observer=metrics,
+            version=ref.version,
         )
-        services[name] = ModelService(
+        backend = task.backend
+        services[ref.key] = ModelService(
             task=task,
             batcher=batcher,
             timeout_s=settings.request_timeout_s,
             limits=settings.input_limits,
             decode_executor=decode_executor,
+            rss_mib=round(rss_mib() - before, 1),
         )
         log.info(
             "model loaded",
             extra={
-                "model": name,
-                "version": task.manifest.version,
+                "model": ref.name,
+                "version": ref.version,
+                "task": ref.task,
                 "backend": backend.name,
                 "precision": backend.precision,
                 "threads": settings.threads_per_model,
                 "device": backend.device,
             },
         )
-    return services
+    if not services:
+        where = settings.model_dir.resolve()
+        if not skipped:
+            raise BundleError(
+                f"no model bundles under {where} (expected <name>/<version>/manifest.json; "
+                "set MODEL_DIR, or train with `python -m training.<task>`)"
+            )
+        raise BundleError(f"no model under {where} could be served: " + "; ".join(skipped))
+    return ModelCatalog(services, settings.default_model_map, settings.model_version_map, skipped)
 
 
 def create_app(settings: Settings | None = None, task_packages: Mapping[str, str] = TASK_PACKAGES) -> FastAPI:
@@ -128,18 +199,15 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # One inference thread per model: models run concurrently, each one batch at a time.
-        executor = ThreadPoolExecutor(max_workers=max(1, len(modules)), thread_name_prefix="infer")
+        refs, problems = find_bundles(settings, modules)
+        # One inference thread per served model: a flood on one never queues another's batches.
+        executor = ThreadPoolExecutor(max_workers=max(1, len(refs)), thread_name_prefix="infer")
         # Two decode threads: one tokenises while the other waits for the GIL; more only slow the loop.
         decode_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
-        services = _load_services(settings, modules, metrics, executor, decode_executor)
-        loop = asyncio.get_running_loop()
-        for name, svc in services.items():
-            # Warm-up: the first call of a runtime allocates and specialises; pay that before /readyz.
-            await loop.run_in_executor(executor, svc.task.predict_batch, svc.task.warmup_items())
+        catalog = await _load_catalog(settings, modules, metrics, executor, decode_executor, refs, problems)
+        for svc in catalog.services.values():
             svc.batcher.start()
-            log.info("model warm", extra={"model": name})
-        state.services = services
+        state.catalog = catalog
         # Everything loaded so far (models, vocabularies, spaCy) lives as long as the process: move
         # it out of the cyclic GC's reach. Otherwise each full collection walks millions of these
         # objects while holding the GIL, and every request in flight waits ~100 ms (p99 was 10x
@@ -155,7 +223,7 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
             state.readiness.set(False)
             metrics.ready.set(0)
             results = await asyncio.gather(
-                *(s.batcher.drain(settings.shutdown_drain_s) for s in services.values())
+                *(s.batcher.drain(settings.shutdown_drain_s) for s in catalog.services.values())
             )
             executor.shutdown(wait=True)
             decode_executor.shutdown(wait=True)
@@ -179,14 +247,14 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
 
     _add_operational_routes(app)
     install_web(app)
-    install_contract(app, settings)
+    install_contract(app, settings, lambda: {t: state.catalog.choices(t) for t in state.catalog.tasks})
     _add_error_handlers(app)
     app.add_middleware(
         ServiceMiddleware,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,
         api_key=settings.api_key.get_secret_value() if settings.api_key else None,
-        door=_door(state),
+        door=ModelDoor(state),
         load=state.load,
         refusal_delay_s=settings.refusal_delay_ms / 1000,
     )
@@ -201,14 +269,20 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
     return app
 
 
-def _door(state: AppState) -> Callable[[str], str | None]:
-    """Admission at the door: a POST to /<model> is refused while that model is at capacity."""
+class ModelDoor:
+    """Admission at the door (app.core.middleware.Door): a POST to /<task> is for the model its
+    body's `model` field names (the task's default without one), refused while that model is at
+    capacity. The body is read for this only where the task serves more than one model."""
 
-    def refusal(path: str) -> str | None:
-        service = state.services.get(path[1:])
-        return None if service is None else service.batcher.refusal()
+    def __init__(self, state: AppState) -> None:
+        self.state = state
 
-    return refusal
+    def reads_body(self, path: str) -> bool:
+        return self.state.catalog.served(path[1:]) > 1
+
+    def gate(self, path: str, body: bytes | None) -> ModelService[Any, Any] | None:
+        known, model = model_in_body(body) if body is not None else (True, None)
+        return self.state.catalog.lookup(path[1:], model) if known else None
 
 
 def _add_operational_routes(app: FastAPI) -> None:
@@ -218,24 +292,20 @@ def _add_operational_routes(app: FastAPI) -> None:
 
     @app.get("/readyz", tags=["operations"], summary="Readiness: every configured model loaded and warm.")
     async def readyz(state: StateDep) -> JSONResponse:
+        served = sorted(state.services)
         if not state.readiness.all_ready():  # with several workers: every one of them
-            return JSONResponse({"status": "not ready", "models": sorted(state.services)}, status_code=503)
-        return JSONResponse({"status": "ready", "models": sorted(state.services)})
+            return JSONResponse({"status": "not ready", "models": served}, status_code=503)
+        return JSONResponse({"status": "ready", "models": served})
 
-    @app.get("/models", tags=["operations"], summary="Each served bundle's manifest, without large tables.")
-    async def models(state: StateDep) -> dict[str, Any]:
-        return {
-            name: {
-                "manifest": svc.task.manifest.summary(),
-                "backend": svc.task.backend.name,
-                "precision": svc.task.backend.precision,
-                "device": svc.task.backend.device,
-                "workers": state.settings.worker_count,
-                "threads_per_worker": state.settings.threads_per_model,
-                "batching": svc.batcher.info() | {"enabled": state.settings.batching},
-            }
-            for name, svc in state.services.items()
-        }
+    @app.get(
+        "/models",
+        tags=["operations"],
+        summary="The served models: each one's name, version, task, labels and runtime, and the "
+        "defaults per task.",
+        response_model=ModelsResponse,
+    )
+    async def models(state: StateDep) -> ModelsResponse:
+        return models_response(state)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.")
     async def metrics_endpoint(state: StateDep) -> Response:

@@ -190,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings(model_dir=args.model_dir, models="ner", log_level="warning")
     with TestClient(create_app(settings)) as client:
-        version = client.get("/models").json()["ner"]["manifest"]["version"]
+        version = next(m for m in client.get("/models").json()["models"] if m["name"] == "ner")["manifest"][
+            "version"
+        ]
         report["model"] = f"ner {version}"
         batch = settings.max_items_per_request
         report["f1"] = {

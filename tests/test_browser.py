@@ -191,6 +191,37 @@ def test_playground_panels_answer_and_draw(page: tuple[Page, Recorder], server: 
     assert_stayed_home(recorder, server)
 
 
+@pytest.fixture(scope="module")
+def two_versions_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The shipped sentiment model as versions 1.0.0 and 1.1.0 (hard links: the same files)."""
+    model_dir = tmp_path_factory.mktemp("two-versions")
+    for version in ("1.0.0", "1.1.0"):
+        shutil.copytree(
+            ROOT / "models" / "sentiment" / "1.0.0", model_dir / "sentiment" / version, copy_function=os.link
+        )
+    with running_server({"MODEL_DIR": str(model_dir)}) as (_, url):
+        yield url
+
+
+def test_playground_offers_the_served_models_of_a_task(
+    page: tuple[Page, Recorder], two_versions_server: str
+) -> None:
+    p, recorder = page
+    p.goto(two_versions_server + "/")
+    select = p.locator(".model-select[data-task=sentiment]")
+    expect(select.locator("option")).to_have_text(["sentiment 1.0.0", "sentiment 1.1.0 (default)"])
+    info = p.locator(".model-info[data-model=sentiment]")
+    expect(info).to_contain_text("sentiment 1.1.0")
+    expect(info).to_contain_text("labels: negative, positive")
+    select.select_option("sentiment@1.0.0")
+    expect(info).to_contain_text("sentiment 1.0.0")
+    run_panel(p, "sentiment")
+    expect(p.locator("#sentiment-meta")).to_contain_text("sentiment 1.0.0")  # the answer's model
+    # a task serving one model has nothing to choose
+    expect(p.locator(".model-select")).to_have_count(1)
+    assert_stayed_home(recorder, two_versions_server)
+
+
 def test_playground_shows_the_apis_own_error(page: tuple[Page, Recorder], server: str) -> None:
     p, recorder = page
     p.goto(server + "/")

@@ -215,7 +215,7 @@ def test_unsupported_level_and_too_many_series(client: TestClient) -> None:
 
 
 def test_models_listing_hides_per_series(client: TestClient) -> None:
-    info = client.get("/models").json()["forecast"]["manifest"]
+    info = next(m for m in client.get("/models").json()["models"] if m["name"] == "forecast")["manifest"]
     assert "per_series" not in json.dumps(info)
     assert info["preprocessing"]["min_window"] == MIN_WINDOW
 

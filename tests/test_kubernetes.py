@@ -111,7 +111,7 @@ def test_overlay_patches_target_base_resources() -> None:
     # Holds without kubectl too: each patch names a (kind, name) the base defines.
     defined = {(d["kind"], d["metadata"]["name"]) for d in base_resources()}
     overlay = kustomization(OVERLAY)
-    assert overlay["resources"] == ["../../base"]
+    assert overlay["resources"] == ["../../base", "models-pvc.yaml"]
     for patch in overlay["patches"]:
         (doc,) = load_docs(OVERLAY / patch["path"])
         assert (doc["kind"], doc["metadata"]["name"]) in defined, patch["path"]
@@ -122,7 +122,7 @@ def test_overlay_patches_target_base_resources() -> None:
 @needs_kustomize
 def test_rendered_base_and_overlay_validate() -> None:
     for label, docs in rendered_sets():
-        assert len(docs) == 5, label
+        assert len(docs) == (6 if label == "overlay" else 5), label
         for doc in docs:
             validate(doc)
     overlay = render(OVERLAY)
@@ -200,9 +200,15 @@ def test_probes_and_ports_match_the_app(tmp_path: Path) -> None:
         assert pod["spec"]["securityContext"]["runAsUser"] == uid
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
         assert c["securityContext"]["allowPrivilegeEscalation"] is False
-        (mount,) = c["volumeMounts"]
-        (volume,) = pod["spec"]["volumes"]
-        assert (mount["mountPath"], mount["name"], "emptyDir" in volume) == ("/tmp", volume["name"], True)
+        mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+        assert set(mounts) <= {"/tmp", data["MODEL_DIR"]}, label
+        if data["MODEL_DIR"] in mounts:  # your own models folder, read-only, from the claim the overlay makes
+            models = mounts[data["MODEL_DIR"]]
+            assert models["readOnly"] is True
+            claim = volumes[models["name"]]["persistentVolumeClaim"]["claimName"]
+            assert claim == one(docs, "PersistentVolumeClaim")["metadata"]["name"]
         # one runtime thread per requested core, over all workers
         assert int(c["resources"]["requests"]["cpu"]) == int(data["WORKERS"]) * int(data["THREADS"])
         assert {"cpu", "memory"} <= set(c["resources"]["limits"])

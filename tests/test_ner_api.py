@@ -174,6 +174,6 @@ def test_shipped_bundle_round_trip(backend: str) -> None:
             assert 0.0 < e["confidence"] <= 1.0
         second = {(e["text"], e["label"]) for e in body["results"][1]["entities"]}
         assert second == {("EU", "ORG"), ("German", "MISC"), ("British", "MISC")}
-        models = c.get("/models").json()["ner"]["manifest"]
+        models = next(m for m in c.get("/models").json()["models"] if m["name"] == "ner")["manifest"]
         assert "ablation" not in models["metrics"]
         assert models["headline"]["value"] >= 80.0

@@ -132,7 +132,9 @@ def test_shipped_bundle_round_trip() -> None:
         assert r.status_code == 200, r.text
         labels = [p["label"] for p in r.json()["predictions"]]
         assert labels == ["positive", "negative"]
-        models = client.get("/models").json()["sentiment"]["manifest"]
+        models = next(m for m in client.get("/models").json()["models"] if m["name"] == "sentiment")[
+            "manifest"
+        ]
         assert "ablation" not in models["metrics"]
         assert models["headline"]["metric"] == "accuracy"
 

@@ -15,7 +15,7 @@ def test_readyz_health_and_round_trip(echo_client: Callable[..., Any]) -> None:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "models": ["echo"]}
+        assert ready.json() == {"status": "ready", "models": ["echo@1.0.0"]}
         r = client.post("/echo", json={"values": [[1, 2, 3], [4.5]]})
         assert r.status_code == 200
         assert r.json() == {"sums": [6.0, 4.5]}
@@ -26,7 +26,7 @@ def test_both_backends_answer_the_same(echo_client: Callable[..., Any]) -> None:
     answers = []
     for backend in ("onnx", "torchscript"):
         with echo_client(backend=backend) as client:
-            assert client.get("/models").json()["echo"]["backend"] == backend
+            assert client.get("/models").json()["models"][0]["backend"] == backend
             answers.append(client.post("/echo", json=body).json())
     assert answers[0] == answers[1] == {"sums": [0.75, 15.0]}
 
@@ -44,7 +44,17 @@ def test_request_id_is_echoed_or_made(echo_client: Callable[..., Any]) -> None:
 
 def test_models_lists_manifests_without_large_tables(echo_client: Callable[..., Any]) -> None:
     with echo_client() as client:
-        info = client.get("/models").json()["echo"]
+        listing = client.get("/models").json()
+        assert listing["defaults"] == {"echo": "echo@1.0.0"}
+        assert listing["choices"] == {"echo": ["echo", "echo@1.0.0"]}
+        assert listing["skipped"] == []
+        (info,) = listing["models"]
+        named = (info["name"], info["version"], info["task"], info["key"])
+        assert named == ("echo", "1.0.0", "echo", "echo@1.0.0")
+        assert info["default"] is info["default_version"] is True
+        assert info["headline"] == {"metric": "none", "value": 0.0, "split": "none"}
+        assert info["rss_mib"] is not None
+        assert listing["worker_rss_mib"] > 0
         assert info["manifest"]["version"] == "1.0.0"
         assert set(info["manifest"]["artifacts"]) == {"onnx", "torchscript", "vocab"}
         assert info["device"] == "cpu"
@@ -61,11 +71,13 @@ def test_metrics_expose_the_named_series(echo_client: Callable[..., Any]) -> Non
         'lstm_requests_total{endpoint="/echo",method="POST",status="422"} 1.0',
         'lstm_errors_total{endpoint="/echo",kind="422"} 1.0',
         'lstm_request_latency_seconds_bucket{endpoint="/echo",le=',
-        'lstm_batch_size_bucket{le="2.0",model="echo"}',
+        'lstm_batch_size_bucket{le="2.0",model="echo",version="1.0.0"}',
         "lstm_batch_padding_fraction_bucket{",
-        'lstm_queue_depth{model="echo"} 0.0',
+        'lstm_queue_depth{model="echo",version="1.0.0"} 0.0',
         "lstm_inference_seconds_count{",
-        'lstm_items_total{model="echo"}',
+        'lstm_items_total{model="echo",version="1.0.0"}',
+        'lstm_model_requests_total{model="echo",status="200",version="1.0.0"} 1.0',
+        'lstm_model_request_latency_seconds_count{model="echo",version="1.0.0"} 1.0',
         "lstm_ready 1.0",
     ):
         assert series in text, series

@@ -64,7 +64,7 @@ def test_disconnected_client_leaves_no_work_behind(echo_model_dir: Path) -> None
                 assert (await client.post("/echo", json={"values": [[1.0]]})).json() == {"sums": [1.0]}
                 metrics = (await client.get("/metrics")).text
             # the slow item and the last one ran; the abandoned one never reached the model
-            assert 'lstm_items_total{model="echo"} 2.0' in metrics
+            assert 'lstm_items_total{model="echo",version="1.0.0"} 2.0' in metrics
             assert 'status="499"' in metrics
 
         asyncio.run(scenario())

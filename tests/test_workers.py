@@ -205,7 +205,7 @@ def test_request_over_capacity_is_refused_before_decode(echo_client: Any, delay_
     with echo_client(max_queue_size=2, max_batch_size=1, refusal_delay_ms=delay_ms) as client:
         with ThreadPoolExecutor(2) as pool:
             slow = [pool.submit(client.post, "/echo", json={"values": [[SLOW]]}) for _ in range(2)]
-            batcher = client.app.state.lstm.services["echo"].batcher
+            batcher = client.app.state.lstm.services["echo@1.0.0"].batcher
             deadline = time.monotonic() + 5
             while batcher.in_flight < 2 and time.monotonic() < deadline:  # both admitted
                 time.sleep(0.01)
@@ -250,10 +250,10 @@ def test_two_workers_share_the_port_metrics_and_readiness(echo_model_dir: Path) 
         assert len(ready_files) == 2
         text = httpx.get(f"{url}/metrics").text
         # whichever worker answers /metrics, it counts every worker's requests
-        assert _metric(text, "lstm_items_total", model="echo") == n
+        assert _metric(text, "lstm_items_total", model="echo", version="1.0.0") == n
         assert _metric(text, "lstm_requests_total", endpoint="/echo", method="POST", status="200") == n
         assert _metric(text, "lstm_ready") == 1.0
-        assert httpx.get(f"{url}/models").json()["echo"]["workers"] == 2
+        assert httpx.get(f"{url}/models").json()["models"][0]["workers"] == 2
 
 
 def _run_dir(proc: subprocess.Popen[bytes]) -> str:

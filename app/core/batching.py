@@ -49,16 +49,20 @@ class BatchFailedError(RuntimeError):
 
 
 class BatchObserver(Protocol):
-    def batch_done(self, model: str, size: int, padding_fraction: float, seconds: float) -> None: ...
+    def batch_done(
+        self, model: str, version: str, size: int, padding_fraction: float, seconds: float
+    ) -> None: ...
 
-    def queue_depth(self, model: str, depth: int) -> None: ...
+    def queue_depth(self, model: str, version: str, depth: int) -> None: ...
 
 
 class _NullObserver:
-    def batch_done(self, model: str, size: int, padding_fraction: float, seconds: float) -> None:
+    def batch_done(
+        self, model: str, version: str, size: int, padding_fraction: float, seconds: float
+    ) -> None:
         pass
 
-    def queue_depth(self, model: str, depth: int) -> None:
+    def queue_depth(self, model: str, version: str, depth: int) -> None:
         pass
 
 
@@ -102,10 +106,14 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         cost_follows_size: bool = False,
         max_length_ratio: float = 2.0,
         observer: BatchObserver | None = None,
+        version: str = "",
     ) -> None:
         if config.max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
         self.name = name
+        self.version = version
+        # How refusals name the model: each served version has a batcher (and a bound) of its own.
+        self.label = f"{name}@{version}" if version else name
         self._predict = predict
         self._executor = executor
         self._size_of = size_of
@@ -140,9 +148,9 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         """Why a new request would be refused right now, or None: lets the HTTP layer shed a
         request before reading its body (`admit` still decides, with the request's real size)."""
         if self._closing:
-            return f"{self.name} is shutting down"
+            return f"{self.label} is shutting down"
         if self._admitted >= self.max_queue:
-            return f"{self.name} is at capacity ({self._admitted} items in flight, limit {self.max_queue})"
+            return f"{self.label} is at capacity ({self._admitted} items in flight, limit {self.max_queue})"
         return None
 
     @contextlib.contextmanager
@@ -153,10 +161,10 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         The bound is `max_queue` items admitted per model, whatever stage they are in. Runs on
         the event loop's thread, like `submit`, so the count needs no lock."""
         if self._closing:
-            raise ShuttingDownError(f"{self.name} is shutting down")
+            raise ShuttingDownError(f"{self.label} is shutting down")
         if self._admitted + items > self.max_queue:
             raise QueueFullError(
-                f"{self.name} is at capacity ({self._admitted} items in flight, limit {self.max_queue})"
+                f"{self.label} is at capacity ({self._admitted} items in flight, limit {self.max_queue})"
             )
         self._admitted += items
         try:
@@ -166,23 +174,23 @@ class MicroBatcher(Generic[ItemT, ResultT]):
 
     def start(self) -> None:
         if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.label}")
 
     async def submit(self, items: Sequence[ItemT]) -> list[ResultT]:
         """Queue `items` and wait for their results. Raises QueueFullError at once when the queue
         cannot take all of them. Cancelling the caller (timeout, client gone) withdraws whatever
         of its items has not started yet."""
         if self._closing:
-            raise ShuttingDownError(f"{self.name} is shutting down")
+            raise ShuttingDownError(f"{self.label} is shutting down")
         if len(self._queue) + len(items) > self.max_queue:
             raise QueueFullError(
-                f"{self.name} queue is full ({len(self._queue)} queued, limit {self.max_queue})"
+                f"{self.label} queue is full ({len(self._queue)} queued, limit {self.max_queue})"
             )
         loop = asyncio.get_running_loop()
         pending = [_Pending(item, self._size_of(item), loop.create_future()) for item in items]
         self._queue.extend(pending)
         self._idle.clear()
-        self._observer.queue_depth(self.name, len(self._queue))
+        self._observer.queue_depth(self.name, self.version, len(self._queue))
         self._arrived.set()
         try:
             return list(await asyncio.gather(*(p.future for p in pending)))
@@ -212,7 +220,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             p = self._queue.popleft()
             if not p.future.done():  # withdrawn callers leave nothing behind
                 batch.append(p)
-        self._observer.queue_depth(self.name, len(self._queue))
+        self._observer.queue_depth(self.name, self.version, len(self._queue))
         self._last_batch_size = len(batch)
         return batch
 
@@ -238,7 +246,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                     if len(results) != len(members):
                         raise RuntimeError(f"model returned {len(results)} results for {len(members)} items")
                 except Exception as exc:  # contain the failure to this group
-                    error = BatchFailedError(f"{self.name} inference failed: {type(exc).__name__}: {exc}")
+                    error = BatchFailedError(f"{self.label} inference failed: {type(exc).__name__}: {exc}")
                     error.__cause__ = exc
                     for p in members:
                         if not p.future.done():
@@ -249,7 +257,11 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                     if lone:
                         self._learn(size, seconds)
                     self._observer.batch_done(
-                        self.name, len(members), padding_fraction([p.size for p in members]), seconds
+                        self.name,
+                        self.version,
+                        len(members),
+                        padding_fraction([p.size for p in members]),
+                        seconds,
                     )
                 for p, r in zip(members, results, strict=True):
                     if not p.future.done():
@@ -284,7 +296,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             self._worker = None
         for p in self._queue:
             if not p.future.done():
-                p.future.set_exception(ShuttingDownError(f"{self.name} shut down before this item ran"))
+                p.future.set_exception(ShuttingDownError(f"{self.label} shut down before this item ran"))
         self._queue.clear()
         return finished
 

@@ -1,12 +1,14 @@
 """The model bundle contract: the one seam between `training/` (writer) and `app/` (reader).
 
-A bundle is a folder `<model_dir>/<task>/<version>/` holding `manifest.json` plus the artifacts
+A bundle is a folder `<model_dir>/<name>/<version>/` holding `manifest.json` plus the artifacts
 it lists (at least `onnx` -> `model.onnx` and `torchscript` -> `model.pt`). The manifest carries
 a SHA-256 per artifact; the loader recomputes them and refuses a bundle whose files do not match.
 Its `preprocessing` section belongs to the task: each task package defines it as a pydantic model
 (`app/<task>/bundle.py`), training's export builds that model, and the task reads it back with
-`Bundle.section` at start-up. `models/README.md` documents the format for humans; this module and
-those section models are its executable definition.
+`Bundle.section` at start-up. The folders name the model and its version; the manifest's `task`
+says which endpoint serves it (the shipped models are named after their tasks). `models/README.md`
+documents the format for humans; this module and those section models are its executable
+definition.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -158,6 +162,16 @@ class Bundle:
         self.path = path
         self.manifest = manifest
 
+    @property
+    def name(self) -> str:
+        """The model's name: its folder under MODEL_DIR (requests choose models by it)."""
+        return self.path.parent.name
+
+    @property
+    def version(self) -> str:
+        """The served version: its folder's name (a bundle copied to a new folder is a new version)."""
+        return self.path.name
+
     def artifact(self, name: str) -> Path:
         try:
             return self.path / self.manifest.artifacts[name].path
@@ -217,6 +231,52 @@ def discover_tasks(model_dir: Path) -> list[str]:
     if not model_dir.is_dir():
         return []
     return sorted(p.name for p in model_dir.iterdir() if p.is_dir() and any(p.glob(f"*/{MANIFEST_NAME}")))
+
+
+@dataclass(frozen=True)
+class BundleRef:
+    """A bundle found under MODEL_DIR whose manifest reads: which model, version and task."""
+
+    name: str
+    version: str
+    task: str
+    path: Path
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+def scan_bundles(model_dir: Path, names: Sequence[str] = ()) -> tuple[list[BundleRef], list[str]]:
+    """Every `<name>/<version>/manifest.json` under `model_dir` (only `names`' folders when given),
+    with the manifest read and checked against the format; and one problem line per bundle that
+    could not be read (it is skipped: one bad bundle must not keep the others from being served).
+    Checksums are verified later, by `load_bundle`, when a worker loads the bundle."""
+    refs: list[BundleRef] = []
+    problems: list[str] = []
+    if not model_dir.is_dir():
+        return refs, [f"MODEL_DIR {model_dir} is not a folder"]
+    wanted = set(names)
+    folders = sorted(p for p in model_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for missing in sorted(wanted - {p.name for p in folders}):
+        problems.append(
+            f"no bundle for model {missing!r}: folder {model_dir / missing} does not exist (MODELS)"
+        )
+    for folder in folders:
+        if wanted and folder.name not in wanted:
+            continue
+        # `.1.0.0.partial` is a bundle being written (training.bundle.write_bundle): not yet one.
+        versions = [
+            v for v in folder.iterdir() if not v.name.startswith(".") and (v / MANIFEST_NAME).is_file()
+        ]
+        for path in sorted(versions, key=lambda v: version_key(v.name)):
+            try:
+                manifest = read_manifest(path)
+            except BundleError as exc:
+                problems.append(str(exc))
+                continue
+            refs.append(BundleRef(folder.name, path.name, manifest.task, path))
+    return refs, problems
 
 
 def read_manifest(path: Path) -> Manifest:

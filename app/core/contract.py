@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -191,11 +192,28 @@ def describe_models(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def _list_models(schema: dict[str, Any], served: Mapping[str, list[str]]) -> None:
+    """Each task's request `model` field: its `enum` is what this instance serves there (what a
+    generated client offers; anything else is a 422)."""
+    components = schema.get("components", {}).get("schemas", {})
+    for task, choices in served.items():
+        body = schema.get("paths", {}).get(f"/{task}", {}).get("post", {}).get("requestBody", {})
+        ref = body.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+        field = components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}).get("model")
+        if field is None or not choices:
+            continue
+        for branch in field.get("anyOf", [field]):
+            if branch.get("type") == "string":
+                branch["enum"] = choices
+        field["description"] = field.get("description", "") + " Served here: " + ", ".join(choices) + "."
+
+
 def _response(description: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": body}}}
 
 
-def _document(schema: dict[str, Any], settings: Settings) -> None:
+def _document(schema: dict[str, Any], settings: Settings, served: Mapping[str, list[str]]) -> None:
+    _list_models(schema, served)
     models = describe_models(settings)
     if models:
         schema["info"]["description"] = (
@@ -230,13 +248,17 @@ def _document(schema: dict[str, Any], settings: Settings) -> None:
         }
 
 
-def install_contract(app: FastAPI, settings: Settings) -> None:
+def install_contract(
+    app: FastAPI, settings: Settings, served: Callable[[], Mapping[str, list[str]]] = dict
+) -> None:
+    """`served`: per task, the values its `model` field accepts (read when the document is built,
+    once the models are loaded)."""
     app.add_exception_handler(StarletteHTTPException, _http_error)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            _document(generate(), settings)  # `generate` caches its result in app.openapi_schema
+            _document(generate(), settings, served())  # `generate` caches its result in app.openapi_schema
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

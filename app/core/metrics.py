@@ -43,27 +43,50 @@ class Metrics:
             "lstm_errors", "Requests that failed, by kind.", ["endpoint", "kind"], registry=r
         )
         self.items = Counter(
-            "lstm_items", "Items (texts, sentences, series) predicted.", ["model"], registry=r
+            "lstm_items", "Items (texts, sentences, series) predicted.", ["model", "version"], registry=r
         )
         self.batch_size = Histogram(
-            "lstm_batch_size", "Items per model call.", ["model"], buckets=BATCH_BUCKETS, registry=r
+            "lstm_batch_size",
+            "Items per model call.",
+            ["model", "version"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
         )
         self.padding = Histogram(
             "lstm_batch_padding_fraction",
             "Share of each padded batch that is padding.",
-            ["model"],
+            ["model", "version"],
             buckets=FRACTION_BUCKETS,
             registry=r,
         )
         self.inference = Histogram(
             "lstm_inference_seconds",
             "Time of one model call.",
-            ["model"],
+            ["model", "version"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.queue = Gauge(
-            "lstm_queue_depth", "Items waiting per model.", ["model"], registry=r, multiprocess_mode="livesum"
+            "lstm_queue_depth",
+            "Items waiting per model.",
+            ["model", "version"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        # Per model as well as per endpoint: with several models behind one endpoint, which of
+        # them is slow or refusing is what an operator needs to see.
+        self.model_requests = Counter(
+            "lstm_model_requests",
+            "Requests answered by each served model (door refusals included), by status.",
+            ["model", "version", "status"],
+            registry=r,
+        )
+        self.model_latency = Histogram(
+            "lstm_model_request_latency_seconds",
+            "HTTP request latency per served model.",
+            ["model", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.handed_back = Counter(
             "lstm_connections_handed_back",
@@ -79,6 +102,7 @@ class Metrics:
         )
         self.ready.set(0)
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._model_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def request_done(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         """One answered request. The labelled children are looked up once per (endpoint, method,
@@ -98,15 +122,30 @@ class Metrics:
         if errors is not None:
             errors.inc()
 
-    # BatchObserver protocol (app.core.batching)
-    def batch_done(self, model: str, size: int, padding_fraction: float, seconds: float) -> None:
-        self.batch_size.labels(model).observe(size)
-        self.padding.labels(model).observe(padding_fraction)
-        self.inference.labels(model).observe(seconds)
-        self.items.labels(model).inc(size)
+    def model_request_done(self, model: str, version: str, status: int, seconds: float) -> None:
+        """One answered request that a served model was chosen for (children kept, as above)."""
+        key = (model, version, status)
+        children = self._model_children.get(key)
+        if children is None:
+            children = (
+                self.model_requests.labels(model, version, str(status)),
+                self.model_latency.labels(model, version),
+            )
+            self._model_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
-    def queue_depth(self, model: str, depth: int) -> None:
-        self.queue.labels(model).set(depth)
+    # BatchObserver protocol (app.core.batching)
+    def batch_done(
+        self, model: str, version: str, size: int, padding_fraction: float, seconds: float
+    ) -> None:
+        self.batch_size.labels(model, version).observe(size)
+        self.padding.labels(model, version).observe(padding_fraction)
+        self.inference.labels(model, version).observe(seconds)
+        self.items.labels(model, version).inc(size)
+
+    def queue_depth(self, model: str, version: str, depth: int) -> None:
+        self.queue.labels(model, version).set(depth)
 
     def render(self) -> bytes:
         if self.multiprocess_dir is None:

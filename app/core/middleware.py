@@ -1,6 +1,7 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it buffers and breaks streaming/cancellation):
-request ids, access logs and metrics, the body-size limit, the optional API key, and handing a
-keep-alive connection back when this worker holds more than its share (`WorkerLoad`)."""
+request ids, access logs and metrics (with the model and version that answered), the body-size
+limit, the optional API key, admission at the door (`Door`), and handing a keep-alive connection
+back when this worker holds more than its share (`WorkerLoad`)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.catalog import SCOPE_KEY
 from app.core.logs import request_id_var
 from app.core.metrics import Metrics
 from app.core.workers import WorkerLoad
@@ -58,6 +59,27 @@ def _new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
+class Gate(Protocol):
+    """A served model as the door sees it."""
+
+    @property
+    def labels(self) -> tuple[str, str]: ...
+
+    def refusal(self) -> str | None: ...
+
+
+class Door(Protocol):
+    """Admission at the door: which served model a POST is for, so that a request for a model at
+    capacity is refused before any work is spent on it."""
+
+    def reads_body(self, path: str) -> bool:
+        """Whether the model of a POST to `path` depends on its body (its `model` field)."""
+
+    def gate(self, path: str, body: bytes | None) -> Gate | None:
+        """The model a POST to `path` with `body` is for; None when it is not a model's endpoint
+        or the body does not say plainly (the route then decides)."""
+
+
 # uvicorn closes the connection after a response carrying it; the client reconnects elsewhere.
 _CLOSE = (b"connection", b"close")
 # The three request headers this layer reads; the others are left undecoded.
@@ -71,7 +93,7 @@ class ServiceMiddleware:
         metrics: Metrics,
         max_body_bytes: int,
         api_key: str | None,
-        door: Callable[[str], str | None] | None = None,
+        door: Door | None = None,
         load: WorkerLoad | None = None,
         refusal_delay_s: float = 0.0,
     ) -> None:
@@ -79,7 +101,6 @@ class ServiceMiddleware:
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.api_key = api_key.encode() if api_key else None
-        # path -> why a POST there is refused right now (its model is at capacity), or None.
         self.door = door
         self.load = load or WorkerLoad(None)
         self.refusal_delay_s = refusal_delay_s
@@ -128,19 +149,31 @@ class ServiceMiddleware:
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
                 await _send_json(send_wrapper, 413, self._too_large(int(length)), [])
                 return
-            refusal = self.door(path) if self.door is not None and scope["method"] == "POST" else None
-            if refusal is not None:
-                refused = True
-                # Shed at the door: not even the body is read, let alone tokenised. The answer
-                # waits REFUSAL_DELAY_MS (a timer, no CPU): a client that retries at once, with
-                # no back-off, otherwise re-sends thousands of times a second, and the event loop
-                # spends its time refusing while the admitted requests wait for it.
-                if self.refusal_delay_s:
-                    await asyncio.sleep(self.refusal_delay_s)
-                await _send_json(
-                    send_wrapper, 503, {"detail": refusal, "request_id": rid}, [(b"retry-after", b"1")]
-                )
-                return
+            if self.door is not None and scope["method"] == "POST":
+                body: bytes | None = None
+                if self.door.reads_body(path):
+                    # Several models behind this endpoint: the body says which. Reading it is cheap
+                    # next to what a refusal saves (parsing, tokenising); it is replayed to the app.
+                    messages, body, size = await _read_body(receive, self.max_body_bytes)
+                    if body is None:
+                        await _send_json(send_wrapper, 413, self._too_large(size), [])
+                        return
+                    receive = _replay(messages, receive)
+                gate = self.door.gate(path, body)
+                refusal = gate.refusal() if gate is not None else None
+                if gate is not None and refusal is not None:
+                    refused = True
+                    scope[SCOPE_KEY] = gate.labels
+                    # Shed at the door: nothing is parsed, let alone tokenised. The answer waits
+                    # REFUSAL_DELAY_MS (a timer, no CPU): a client that retries at once, with no
+                    # back-off, otherwise re-sends thousands of times a second, and the event loop
+                    # spends its time refusing while the admitted requests wait for it.
+                    if self.refusal_delay_s:
+                        await asyncio.sleep(self.refusal_delay_s)
+                    await _send_json(
+                        send_wrapper, 503, {"detail": refusal, "request_id": rid}, [(b"retry-after", b"1")]
+                    )
+                    return
             received = 0
             too_large = False
 
@@ -169,6 +202,9 @@ class ServiceMiddleware:
             # Refused at the door: no route was matched, but the path is the model's endpoint.
             endpoint = getattr(route, "path", None) or (path if refused else "unmatched")
             self.metrics.request_done(endpoint, scope["method"], status, elapsed)
+            served = scope.get(SCOPE_KEY)
+            if served is not None:
+                self.metrics.model_request_done(served[0], served[1], status, elapsed)
             # Refusals at the door are counted in the metrics; one log line each would make an
             # overloaded server spend on logging what it saves by refusing.
             level = logging.DEBUG if refused else logging.INFO
@@ -181,6 +217,7 @@ class ServiceMiddleware:
                         "path": path,
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 2),
+                        **({"model": served[0], "version": served[1]} if served is not None else {}),
                     },
                 )
             request_id_var.reset(token)
@@ -197,3 +234,33 @@ class ServiceMiddleware:
                 }
             ]
         }
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[list[Message], bytes | None, int]:
+    """The request's messages up to the end of its body, the body and its size so far; None for
+    the body when it is longer than `limit` (the messages are then of no use)."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break  # the client went away: the app will see the disconnect
+        size += len(message.get("body", b""))
+        if size > limit:
+            return messages, None, size
+        if not message.get("more_body", False):
+            break
+    return messages, b"".join(m.get("body", b"") for m in messages), size
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """`receive` as the app would have seen it: the messages read ahead first, then the rest."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed

@@ -4,10 +4,9 @@ On the service port a probe is one more request in the workers' event loops: und
 (512 connections, a flood of 503s) it waited behind hundreds of others for up to 2.8 s, and a
 Kubernetes probe (1 s timeout by default) would restart a pod that is only busy. Here a thread of
 `python -m app`'s supervisor answers them instead, a process that serves no requests: slowest
-probe 77-170 ms at 512 connections on 2 cores, bench client included. (With WORKERS=1 uvicorn
-serves in that same process and the thread competes for the GIL with the requests: not measured
-under overload.) What it knows it reads from the run folder the
-workers share (app/core/workers.py):
+probe 77-170 ms at 512 connections on 2 cores, bench client included (WORKERS=1 too: the
+supervisor always runs the workers as processes of their own, app/core/supervisor.py). What it
+knows it reads from the run folder the workers share (app/core/workers.py):
 
 - `GET /healthz`: 200 while the supervisor runs (it restarts a worker that dies);
 - `GET /readyz`: 200 when every worker has loaded and warmed its models (`ready/`), else 503 —

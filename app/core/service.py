@@ -1,5 +1,6 @@
 """A loaded model as the HTTP layer sees it: its task, its batcher, and the request it serves; and
-the typed FastAPI dependencies the routes take (`StateDep`, `service_for`)."""
+the typed FastAPI dependencies the routes take (`StateDep`, `service_for`: the served models of
+a task, of which each request's `model` field picks one)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
 from app.core.batching import MicroBatcher
+from app.core.catalog import MODEL_FIELD, SCOPE_KEY, ModelCatalog
 from app.core.limits import InputLimits
 from app.core.metrics import Metrics
 from app.core.settings import Settings
@@ -54,6 +56,33 @@ class ModelService(Generic[RequestT, ResponseT]):
     # the GIL, so more threads add no throughput, only more contenders the event loop must win
     # the GIL against before it can answer /readyz or send a 503.
     decode_executor: Executor | None = None
+    # How much this worker's resident memory grew while the model loaded and warmed up (MiB).
+    rss_mib: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.task.bundle.name
+
+    @property
+    def version(self) -> str:
+        return self.task.bundle.version
+
+    @property
+    def task_name(self) -> str:
+        return self.task.name
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        """(name, version): what the access log and the per-model metrics carry."""
+        return self.name, self.version
+
+    def refusal(self) -> str | None:
+        """Why this model would refuse a new request right now (at capacity), or None."""
+        return self.batcher.refusal()
 
     async def handle(self, body: RequestT) -> ResponseT:
         """One request through the task's pipeline: admission (503 at once when the model has
@@ -109,7 +138,7 @@ class AppState:
 
     settings: Settings
     metrics: Metrics
-    services: dict[str, ModelService[Any, Any]] = field(default_factory=dict)
+    catalog: ModelCatalog = field(default_factory=lambda: ModelCatalog({}))
     # Whether this worker is ready, and (`all_ready`) whether every worker is.
     readiness: Readiness = field(default_factory=lambda: Readiness(None, 1))
     # Requests in progress here and in the sibling workers (keep-alive connections kept even).
@@ -118,6 +147,11 @@ class AppState:
     @property
     def ready(self) -> bool:
         return self.readiness.local
+
+    @property
+    def services(self) -> dict[str, ModelService[Any, Any]]:
+        """Every served model, by "name@version"."""
+        return self.catalog.services
 
     def attach(self, state: State) -> None:
         state.lstm = self
@@ -140,23 +174,38 @@ async def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
+@dataclass(frozen=True)
+class TaskModels(Generic[RequestT, ResponseT]):
+    """The served models of one task, bound to the current request: `handle` serves the body
+    with the model its `model` field chooses (a 422 naming the field when none fits)."""
+
+    task: str
+    catalog: ModelCatalog
+    request: Request
+
+    async def handle(self, body: RequestT) -> ResponseT:
+        chosen: ModelService[RequestT, ResponseT] = self.catalog.choose(
+            self.task, getattr(body, MODEL_FIELD, None)
+        )
+        self.request.scope[SCOPE_KEY] = chosen.labels
+        # Bound to the request, so that it notices a disconnect.
+        return await dataclasses.replace(chosen, request=self.request).handle(body)
+
+
 def service_for(
     task_type: type[ModelTask[RequestT, Any, Any, ResponseT]],
-) -> Callable[[Request], Awaitable[ModelService[RequestT, ResponseT]]]:
-    """FastAPI dependency: the loaded service of `task_type`, bound to the current request (so it
-    can notice a disconnect); 503 when the model is not served. Routes wrap it in an `Annotated`
-    alias, e.g. `SentimentService`."""
+) -> Callable[[Request], Awaitable[TaskModels[RequestT, ResponseT]]]:
+    """FastAPI dependency: the served models of `task_type`, bound to the current request; 503
+    when this instance serves none of that task. Routes wrap it in an `Annotated` alias, e.g.
+    `SentimentService`."""
 
-    async def dependency(request: Request) -> ModelService[RequestT, ResponseT]:
-        name = task_type.name
-        loaded = AppState.of(request.app.state).services.get(name)
-        if loaded is None:
+    async def dependency(request: Request) -> TaskModels[RequestT, ResponseT]:
+        task = task_type.name
+        catalog = AppState.of(request.app.state).catalog
+        if catalog.default(task) is None:
             raise HTTPException(
-                status_code=503, detail=f"model {name!r} is not loaded in this service (see MODELS)"
+                status_code=503, detail=f"no {task} model is loaded in this service (see MODELS, MODEL_DIR)"
             )
-        task = loaded.task
-        if not isinstance(task, task_type):
-            raise TypeError(f"model {name!r} is served by {type(task).__name__}, not {task_type.__name__}")
-        return dataclasses.replace(loaded, request=request)
+        return TaskModels(task, catalog, request)
 
     return dependency

@@ -37,9 +37,38 @@ class Settings(BaseSettings):
     )
 
     # Models
-    model_dir: Path = Field(Path("models"), description="Folder holding <task>/<version>/ bundles.")
+    model_dir: Path = Field(
+        Path("models"),
+        description="Folder holding <name>/<version>/ bundles; each manifest's `task` says which "
+        "endpoint serves it. SIGHUP to `python -m app` reads it again (RELOAD_POLL_S: on its own).",
+    )
     models: str = Field(
-        "", description="Comma-separated models to serve; empty serves every bundle in MODEL_DIR."
+        "", description="Comma-separated model names to serve; empty serves every bundle in MODEL_DIR."
+    )
+    default_models: str = Field(
+        "",
+        description="What a request without `model` gets, per task: comma-separated task=name, e.g. "
+        "`sentiment=sst5`. Unset: the model named after the task (the shipped one), else the first "
+        "served name.",
+    )
+    model_versions: str = Field(
+        "",
+        description='The version `"model": "name"` (and the task\'s default) gets, per model: '
+        "comma-separated name=version, e.g. `sentiment=1.0.0`. Unset: the highest served version. "
+        "Every version stays reachable as name@version.",
+    )
+    reload_poll_s: float = Field(
+        0.0,
+        ge=0,
+        description="Look at MODEL_DIR every this many seconds and reload when its bundles changed, as "
+        "on SIGHUP (for mounts updated in place, e.g. a Kubernetes volume); 0: only on SIGHUP.",
+    )
+    reload_handover_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="Reload: how long a worker being replaced keeps answering, closing each connection "
+        "after its response so clients reconnect to the new worker, before it drains and exits.",
     )
     backend: Literal["onnx", "torchscript"] = Field("onnx", description="Inference runtime.")
     model_backend: dict[str, Literal["onnx", "torchscript"]] = Field(
@@ -129,10 +158,10 @@ class Settings(BaseSettings):
         # `API_KEY=` in compose or .env means "no key", not "the empty key".
         return None if value in ("", None) else value
 
-    def batching_for(self, model: str) -> BatchingConfig:
-        """The batcher's configuration for `model`: its overrides, else the global settings;
-        batching off means every item runs alone, with no wait."""
-        o = self.model_batching.get(model, ModelBatching())
+    def batching_for(self, model: str, task: str | None = None) -> BatchingConfig:
+        """The batcher's configuration for `model`: its overrides (by model name, else by its
+        task), else the global settings; batching off means every item runs alone, with no wait."""
+        o = self.model_batching.get(model) or self.model_batching.get(task or model, ModelBatching())
         size = o.max_batch_size or self.max_batch_size
         wait_ms = self.max_batch_wait_ms if o.max_batch_wait_ms is None else o.max_batch_wait_ms
         queue = o.max_queue_size or self.max_queue_size
@@ -175,11 +204,29 @@ class Settings(BaseSettings):
         """Runtime threads per model in each worker: THREADS, or the cores split over the workers."""
         return threads_per_worker(self.threads, self.worker_count, usable_cpus())
 
-    def backend_for(self, model: str) -> Literal["onnx", "torchscript"]:
-        return self.model_backend.get(model, self.backend)
+    # Per-model settings are looked up by model name, then by its task (a user's `sst5` follows
+    # what is set for `sentiment` unless it is named itself).
+    def backend_for(self, model: str, task: str | None = None) -> Literal["onnx", "torchscript"]:
+        return self.model_backend.get(model) or self.model_backend.get(task or model, self.backend)
 
-    def precision_for(self, model: str) -> Literal["auto", "float32", "int8"]:
-        return self.model_precision.get(model, self.precision)
+    def precision_for(self, model: str, task: str | None = None) -> Literal["auto", "float32", "int8"]:
+        return self.model_precision.get(model) or self.model_precision.get(task or model, self.precision)
+
+    @cached_property
+    def default_model_map(self) -> dict[str, str]:
+        """DEFAULT_MODELS as {task: name}."""
+        return _pairs(self.default_models, "DEFAULT_MODELS", "task=name")
+
+    @cached_property
+    def model_version_map(self) -> dict[str, str]:
+        """MODEL_VERSIONS as {name: version}."""
+        return _pairs(self.model_versions, "MODEL_VERSIONS", "name=version")
+
+    @field_validator("default_models", "model_versions")
+    @classmethod
+    def _well_formed_pairs(cls, value: str) -> str:
+        _pairs(value, "the setting", "key=value")
+        return value
 
     @cached_property
     def model_names(self) -> list[str]:
@@ -188,3 +235,15 @@ class Settings(BaseSettings):
     @cached_property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
+def _pairs(text: str, setting: str, form: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        key, sep, value = (x.strip() for x in part.partition("="))
+        if not sep or not key or not value:
+            raise ValueError(f"{setting}: {part!r} is not {form}")
+        out[key] = value
+    return out

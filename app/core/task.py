@@ -45,6 +45,10 @@ class ModelTask(ABC, Generic[RequestT, ItemT, ResultT, ResponseT]):
         self.manifest = bundle.manifest
         self.backend = backend
 
+    def output_labels(self) -> list[str]:
+        """What the model predicts, as GET /models lists it: its class labels by default."""
+        return list(self.manifest.labels)
+
     @abstractmethod
     def decode(self, request: RequestT, limits: InputLimits) -> list[ItemT]:
         """Check `request` against `limits` and the model, and turn it into prepared items, each

@@ -21,6 +21,7 @@ import contextlib
 import math
 import mmap
 import os
+import signal
 import struct
 import time
 from pathlib import Path
@@ -30,6 +31,24 @@ RUN_DIR_ENV = "LSTM_SERVE_RUN_DIR"
 PROMETHEUS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Each worker holds every model (~0.4 GiB): past this, more workers cost memory, not speed.
 MAX_AUTO_WORKERS = 8
+# What the supervisor sends a worker it is replacing (app/core/supervisor.py): stop accepting,
+# and close each connection after its next response.
+RETIRE_SIGNAL = signal.SIGUSR1
+# Set in a worker being replaced. Process-wide on purpose: the process is going away as a whole.
+_retiring = False
+
+
+def retire(run_folder: Path | None) -> None:
+    """This worker is being replaced: every response from now on closes its connection (the
+    client reconnects, to a worker that accepts), and it no longer counts as ready."""
+    global _retiring
+    _retiring = True
+    if run_folder is not None:
+        (run_folder / "ready" / str(os.getpid())).unlink(missing_ok=True)
+
+
+def retiring() -> bool:
+    return _retiring
 
 
 def usable_cpus() -> int:
@@ -74,7 +93,7 @@ def _alive(pid: int) -> bool:
 class Readiness:
     """Whether every worker is ready. Alone (no run folder) it is this process's own flag; with
     several workers each ready worker holds a file named by its pid, and a worker that died
-    without removing its file (uvicorn replaces dead workers) does not count."""
+    without removing its file (the supervisor replaces dead workers) does not count."""
 
     def __init__(self, folder: Path | None, workers: int) -> None:
         self.folder = folder / "ready" if folder else None
@@ -108,7 +127,7 @@ class Readiness:
 
 def _live_pids(folder: Path) -> set[int]:
     """The live processes among the files of `folder` named by pid (a worker that died leaves
-    its file behind; uvicorn replaces it)."""
+    its file behind; the supervisor replaces it)."""
     if not folder.is_dir():
         return set()
     return {pid for pid in (int(p.name) for p in folder.iterdir() if p.name.isdigit()) if _alive(pid)}
@@ -175,6 +194,8 @@ class WorkerLoad:
 
     def over_share(self) -> bool:
         """Whether this worker should hand the current connection back to the kernel."""
+        if _retiring:
+            return True
         if self._own is None or self.in_progress < self.MARGIN:
             return False
         now = time.monotonic()

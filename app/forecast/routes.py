@@ -6,14 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.core.service import ModelService, service_for
+from app.core.service import TaskModels, service_for
 from app.forecast.schemas import ForecastRequest, ForecastResponse
 from app.forecast.task import ForecastTask
 
 router = APIRouter(tags=["forecast"])
-ForecastService = Annotated[
-    ModelService[ForecastRequest, ForecastResponse], Depends(service_for(ForecastTask))
-]
+ForecastService = Annotated[TaskModels[ForecastRequest, ForecastResponse], Depends(service_for(ForecastTask))]
 
 
 @router.post(

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
+from app.core.catalog import model_field
 from app.core.errors import invalid
 
 # Monthly airline passengers 1949-50 (Box & Jenkins), and a short unlabelled series.
@@ -82,6 +83,7 @@ class ForecastRequest(BaseModel):
     series: list[SeriesIn] = Field(
         json_schema_extra={"minItems": 1}, description="One or more independent series."
     )
+    model: str | None = model_field()
     levels: list[float] = Field(
         default_factory=lambda: [80.0, 95.0],
         description="Central prediction-interval levels in percent; the model supports those listed "

@@ -120,8 +120,8 @@ class ForecastTask(ModelTask[ForecastRequest, ForecastItem, ForecastResult, Fore
             for item, r in zip(items, results, strict=True)
         ]
         return ForecastResponse(
-            model=self.manifest.task,
-            version=self.manifest.version,
+            model=self.bundle.name,
+            version=self.bundle.version,
             interval_levels=[float(v) for v in self.section.interval_levels],
             forecasts=forecasts,
         )

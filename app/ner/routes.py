@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.core.service import ModelService, service_for
+from app.core.service import TaskModels, service_for
 from app.ner.schemas import NerRequest, NerResponse
 from app.ner.task import NerTask
 
 router = APIRouter(tags=["ner"])
-NerService = Annotated[ModelService[NerRequest, NerResponse], Depends(service_for(NerTask))]
+NerService = Annotated[TaskModels[NerRequest, NerResponse], Depends(service_for(NerTask))]
 
 
 @router.post(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.catalog import model_field
 from app.core.text import UnicodeText
 
 CONFIDENCE_DOC = (
@@ -41,6 +42,7 @@ class NerRequest(BaseModel):
         description="Pre-tokenised sentences. Entity offsets are character offsets into the "
         "sentence's tokens joined by single spaces (`' '.join(tokens)`).",
     )
+    model: str | None = model_field()
     return_tags: bool = Field(False, description="Also return each token with its BIOES tag.")
 
 

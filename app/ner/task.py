@@ -149,6 +149,10 @@ class NerTask(ModelTask[NerRequest, NerItem, NerPrediction, NerResponse]):
         # Loading spaCy takes seconds; pay it at start-up, not on the first request with texts.
         tokenize_conll("warm-up")
 
+    def output_labels(self) -> list[str]:
+        # The entity types, not the BIOES tags they are spelt with.
+        return sorted({tag.split("-", 1)[1] for tag in self.tags if "-" in tag})
+
     def request_size(self, request: NerRequest) -> int:
         return len(request.texts if request.texts is not None else request.tokens or [])
 
@@ -200,8 +204,8 @@ class NerTask(ModelTask[NerRequest, NerItem, NerPrediction, NerResponse]):
         for item, pred in zip(items, results, strict=True):
             pieces[item.doc].append((item, pred))
         return NerResponse(
-            model=self.manifest.task,
-            version=self.manifest.version,
+            model=self.bundle.name,
+            version=self.bundle.version,
             results=[assemble(doc_pieces, request.return_tags) for doc_pieces in pieces],
         )
 

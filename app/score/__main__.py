@@ -4,6 +4,7 @@ CSV or Parquet file with the service's models, through the same task pipeline as
     python -m app.score sentiment reviews.jsonl scored.parquet
     python -m app.score ner docs.csv entities.jsonl --option return_tags=true
     python -m app.score forecast series.parquet forecasts.jsonl --option 'levels=[50, 95]'
+    python -m app.score sentiment reviews.jsonl scored.jsonl --model sst5@1.0.0
     python -m app.score sentiment /shared/reviews.jsonl /shared/out.jsonl --engine ray --address auto
 
 Settings (MODEL_DIR, BACKEND, DEVICE, THREADS, the input limits) come from the environment, as
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.core.bundle import BundleError
 from app.core.settings import Settings
 from app.score.files import errors_path
 from app.score.job import ScoreJob, run, summary_line
@@ -60,6 +62,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="items per model call (default: MAX_BATCH_SIZE)")
     p.add_argument("--part-size", type=int, default=2048, help="rows per resumable part (default 2048)")
     p.add_argument("--model-dir", type=Path, help="overrides MODEL_DIR")
+    p.add_argument(
+        "--model",
+        metavar="NAME[@VERSION]",
+        help="the model to score with, as a request's `model` field (default: the task's default, "
+        "DEFAULT_MODELS)",
+    )
     p.add_argument("--restart", action="store_true", help="discard finished parts of an earlier run")
     p.add_argument("--keep-parts", action="store_true", help="keep <OUTPUT>.parts/ after success")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -71,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, Any] = {}
     if args.model_dir is not None:
         overrides["model_dir"] = args.model_dir
+    if args.model is not None:
+        # The one place both engines (and Ray's actors, which get the settings) read the choice from.
+        overrides["default_models"] = f"{args.task}={args.model}"
     if args.engine == "ray":
         # One runtime thread per actor unless THREADS says otherwise: Ray runs one actor per CPU.
         overrides["threads"] = Settings().threads or 1
@@ -98,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         address=args.address,
         workers=args.workers,
     )
-    summary = run(job)
+    try:
+        summary = run(job)
+    except BundleError as exc:  # e.g. --model naming no bundle, or one of another task
+        raise SystemExit(f"--model / MODEL_DIR: {exc}") from None
     print(summary_line(job, summary))
     return 0
 

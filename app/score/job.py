@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from app.core.bundle import read_manifest, resolve_bundle_dir
 from app.core.settings import Settings
+from app.main import default_bundle_dir
 from app.score.files import (
     InputIndex,
     JobManifest,
@@ -50,7 +50,7 @@ class ScoreJob:
         """What staged parts depend on: a resumed run must agree on all of it. Not the engine: both
         give the same answers, so a run started locally can be finished on Ray and back."""
         stat = self.input.stat()
-        bundle = resolve_bundle_dir(self.settings.model_dir, self.task)
+        bundle = default_bundle_dir(self.settings, self.task)
         return {
             "task": self.task,
             "input": str(self.input.resolve()),
@@ -58,9 +58,10 @@ class ScoreJob:
             "input_mtime_ns": stat.st_mtime_ns,
             "options": self.options,
             "part_size": self.part_size,
-            "model_version": read_manifest(bundle).version,
+            "model": bundle.parent.name,
+            "model_version": bundle.name,
             "backend": self.settings.backend,
-            "precision": self.settings.precision_for(self.task),
+            "precision": self.settings.precision_for(bundle.parent.name, self.task),
             "limits": asdict(self.settings.input_limits),
         }
 
@@ -72,6 +73,7 @@ class JobSummary:
     errors: int
     rescored_rows: int  # rows scored by this run (the rest came from finished parts)
     seconds: float
+    model: str = ""  # name@version that scored them
 
     @property
     def rows_per_s(self) -> float:
@@ -99,7 +101,8 @@ def run(job: ScoreJob) -> JobSummary:
     source = file_format(job.input)
     file_format(job.output)  # refuse an unknown output type before any work
     staging = Staging(job.output)
-    manifest = staging.open(job.identity(), job.restart)
+    identity = job.identity()
+    manifest = staging.open(identity, job.restart)
     index = index_input(job.input, source, job.part_size)
     n_parts = index.parts(job.part_size)
     started = time.perf_counter()
@@ -118,7 +121,8 @@ def run(job: ScoreJob) -> JobSummary:
     ok, errors = write_outputs(job.output, job.errors, (staging.read_part(p) for p in range(n_parts)))
     if not job.keep_parts:
         staging.remove()
-    return JobSummary(index.total, ok, errors, index.total - done_before, seconds)
+    model = f"{identity['model']}@{identity['model_version']}"
+    return JobSummary(index.total, ok, errors, index.total - done_before, seconds, model)
 
 
 def _run_local(
@@ -149,6 +153,7 @@ def summary_line(job: ScoreJob, summary: JobSummary) -> str:
     return json.dumps(
         {
             "task": job.task,
+            "model": summary.model,
             "engine": job.engine,
             "rows": summary.rows,
             "ok": summary.ok,

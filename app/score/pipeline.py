@@ -26,7 +26,7 @@ from app.core.errors import InputError
 from app.core.limits import InputLimits
 from app.core.settings import Settings
 from app.core.task import ModelTask
-from app.main import TASK_PACKAGES, json_safe
+from app.main import TASK_PACKAGES, default_bundle_dir, json_safe
 from app.main import load_task as load_service_task
 
 # Input columns that are not part of the request: a row's own identifier, kept in the output.
@@ -244,10 +244,12 @@ def _error(number: int, ident: Any, detail: list[dict[str, Any]]) -> Scored:
 
 
 def load_task(name: str, settings: Settings) -> ModelTask[Any, Any, Any, Any]:
-    """The task `name` exactly as a service worker loads it (`app.main.load_task`), warmed up once."""
+    """Task `name`'s default model (`--model` sets it through DEFAULT_MODELS) exactly as a service
+    worker loads it (`app.main.load_task`), warmed up once."""
     if name not in TASK_PACKAGES:
         raise SystemExit(f"unknown task {name!r}: choose one of {', '.join(TASK_PACKAGES)}")
-    task = load_service_task(name, importlib.import_module(TASK_PACKAGES[name]), settings)
+    modules = {name: importlib.import_module(TASK_PACKAGES[name])}
+    task = load_service_task(default_bundle_dir(settings, name), modules, settings)
     task.predict_batch(task.warmup_items())
     return task
 

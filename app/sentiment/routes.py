@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app.core.service import ModelService, service_for
+from app.core.service import TaskModels, service_for
 from app.sentiment.schemas import SentimentRequest, SentimentResponse
 from app.sentiment.task import SentimentTask
 
 router = APIRouter(tags=["sentiment"])
 SentimentService = Annotated[
-    ModelService[SentimentRequest, SentimentResponse], Depends(service_for(SentimentTask))
+    TaskModels[SentimentRequest, SentimentResponse], Depends(service_for(SentimentTask))
 ]
 
 

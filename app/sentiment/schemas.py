@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.catalog import model_field
 from app.core.text import UnicodeText
 
 
@@ -30,6 +31,7 @@ class SentimentRequest(BaseModel):
         description="Reviews to classify (1 to MAX_ITEMS_PER_REQUEST, each non-empty and at most "
         "MAX_TEXT_CHARS characters). `<br />` tags are treated as spaces.",
     )
+    model: str | None = model_field()
     return_attention: bool = Field(
         False,
         description="Also return per-token attention weights. Only for a model with an attention "

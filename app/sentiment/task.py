@@ -83,8 +83,8 @@ class SentimentTask(ModelTask[SentimentRequest, SentimentItem, SentimentResult, 
         self, request: SentimentRequest, items: Sequence[SentimentItem], results: Sequence[SentimentResult]
     ) -> SentimentResponse:
         return SentimentResponse(
-            model=self.manifest.task,
-            version=self.manifest.version,
+            model=self.bundle.name,
+            version=self.bundle.version,
             max_length=self.preprocessor.max_length,
             predictions=[
                 self._prediction(item, result, request.return_attention)

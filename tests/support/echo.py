@@ -16,8 +16,9 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from app.core.bundle import TensorSpec
+from app.core.catalog import model_field
 from app.core.limits import InputLimits
-from app.core.service import ModelService, service_for
+from app.core.service import TaskModels, service_for
 from app.core.task import ModelTask
 
 POISON = -999.0
@@ -43,13 +44,20 @@ INPUTS = [
 OUTPUTS = [TensorSpec(name="sums", dtype="float32", shape=["batch"])]
 
 
-def write_echo_bundle(model_dir: Path, version: str = "1.0.0", overwrite: bool = False) -> Path:
+def write_echo_bundle(
+    model_dir: Path,
+    version: str = "1.0.0",
+    overwrite: bool = False,
+    name: str | None = None,
+    task: str = "echo",
+) -> Path:
     from training.bundle import write_bundle
 
     return write_bundle(
         module=EchoModel(),
         example_inputs=(torch.ones(2, 3), torch.tensor([3, 2])),
-        task="echo",
+        task=task,
+        name=name,
         version=version,
         inputs=INPUTS,
         outputs=OUTPUTS,
@@ -65,10 +73,13 @@ def write_echo_bundle(model_dir: Path, version: str = "1.0.0", overwrite: bool =
 
 class EchoRequest(BaseModel):
     values: list[list[float]] = Field(min_length=1, json_schema_extra={"examples": [[[1.0, 2.0]]]})
+    model: str | None = model_field()
 
 
 class EchoResponse(BaseModel):
     sums: list[float]
+    # Which model answered, only when the request chose one: the older tests compare whole bodies.
+    model: str | None = None
 
 
 class Task(ModelTask[EchoRequest, list[float], float, EchoResponse]):
@@ -85,7 +96,9 @@ class Task(ModelTask[EchoRequest, list[float], float, EchoResponse]):
     def encode(
         self, request: EchoRequest, items: Sequence[list[float]], results: Sequence[float]
     ) -> EchoResponse:
-        return EchoResponse(sums=list(results))
+        if request.model is None:
+            return EchoResponse(sums=list(results))
+        return EchoResponse(sums=list(results), model=f"{self.bundle.name}@{self.bundle.version}")
 
     def item_size(self, item: list[float]) -> int:
         return len(item)
@@ -109,9 +122,9 @@ class Task(ModelTask[EchoRequest, list[float], float, EchoResponse]):
 
 
 router = APIRouter(tags=["echo"])
-EchoService = Annotated[ModelService[EchoRequest, EchoResponse], Depends(service_for(Task))]
+EchoService = Annotated[TaskModels[EchoRequest, EchoResponse], Depends(service_for(Task))]
 
 
-@router.post("/echo")
+@router.post("/echo", response_model_exclude_none=True)
 async def echo(body: EchoRequest, service: EchoService) -> EchoResponse:
     return await service.handle(body)

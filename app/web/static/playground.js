@@ -171,7 +171,57 @@ async function run(panel, action) {
 
 // ---------------------------------------------------------------- models and readiness
 
-const models = {};
+// GET /models: every served model, each task's default, and what each endpoint's `model` accepts.
+const served = { models: [], defaults: {} };
+
+// The model chosen in a panel's select: its key (name@version), or undefined for the default.
+function chosenModel(task) {
+  const select = document.querySelector(`.model-select[data-task=${task}]`);
+  return select && select.value ? select.value : undefined;
+}
+
+function modelInfo(task) {
+  const key = chosenModel(task) || served.defaults[task];
+  return served.models.find((m) => m.key === key);
+}
+
+function describeModel(p) {
+  const info = modelInfo(p.dataset.model);
+  if (!info) {
+    p.textContent = "not served by this instance";
+    return;
+  }
+  const arch = info.manifest.architecture || {};
+  const runtime = [info.backend, info.device].filter(Boolean).join(" on ");
+  const headline = info.headline ? `${info.headline.metric} ${info.headline.value.toFixed(3)}` : "";
+  const labels = info.labels.length ? `${info.task === "ner" ? "types" : "labels"}: ${info.labels.join(", ")}` : "";
+  p.textContent = [`${info.name} ${info.version}`, arch.summary, headline, labels, runtime]
+    .filter(Boolean)
+    .join(" \u00b7 ");
+}
+
+// A select of the task's served models before its info line, where it serves more than one.
+function modelSelect(p) {
+  const task = p.dataset.model;
+  const choices = served.models.filter((m) => m.task === task);
+  let select = document.querySelector(`.model-select[data-task=${task}]`);
+  if (choices.length < 2) {
+    if (select) select.remove();
+    return;
+  }
+  if (!select) {
+    select = el("select", { class: "model-select", "data-task": task, "aria-label": `${task} model` });
+    select.addEventListener("change", () => describeModel(p));
+    p.before(select);
+  }
+  select.replaceChildren(
+    ...choices.map((m) => {
+      const option = el("option", { value: m.key }, `${m.name} ${m.version}${m.default ? " (default)" : ""}`);
+      option.selected = m.key === served.defaults[task];
+      return option;
+    }),
+  );
+}
 
 async function loadModels() {
   try {
@@ -183,7 +233,7 @@ async function loadModels() {
     $("service-status").className = "status bad";
   }
   try {
-    Object.assign(models, await get("models"));
+    Object.assign(served, await get("models"));
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) {
       for (const p of document.querySelectorAll(".model-info")) p.textContent = "enter the API key to see the model";
@@ -191,23 +241,15 @@ async function loadModels() {
     return;
   }
   for (const p of document.querySelectorAll(".model-info")) {
-    const info = models[p.dataset.model];
-    const manifest = info && info.manifest;
-    if (!manifest) {
-      p.textContent = "not served by this instance";
-      continue;
-    }
-    const arch = manifest.architecture || {};
-    const runtime = [info.backend, info.device].filter(Boolean).join(" on ");
-    p.textContent = [`${manifest.task || p.dataset.model} ${manifest.version || ""}`.trim(), arch.summary, runtime]
-      .filter(Boolean)
-      .join(" \u00b7 ");
+    modelSelect(p);
+    describeModel(p);
   }
 }
 
-// Ask for attention only where the served model has an attention head (the API refuses otherwise).
+// Ask for attention only where the chosen model has an attention head (the API refuses otherwise).
 function sentimentHasAttention() {
-  const arch = models.sentiment && models.sentiment.manifest && models.sentiment.manifest.architecture;
+  const info = modelInfo("sentiment");
+  const arch = info && info.manifest && info.manifest.architecture;
   return !arch || arch.head === undefined || arch.head === "attention";
 }
 
@@ -215,7 +257,11 @@ function sentimentHasAttention() {
 
 async function runSentiment() {
   const text = $("sentiment-text").value;
-  const data = await post("sentiment", { texts: [text], return_attention: sentimentHasAttention() });
+  const data = await post("sentiment", {
+    texts: [text],
+    return_attention: sentimentHasAttention(),
+    model: chosenModel("sentiment"),
+  });
   const pred = data.predictions[0];
   const label = $("sentiment-label");
   label.textContent = pred.label;
@@ -262,7 +308,7 @@ async function runSentiment() {
 
 async function runNer() {
   const text = $("ner-text").value;
-  const data = await post("ner", { texts: [text] });
+  const data = await post("ner", { texts: [text], model: chosenModel("ner") });
   const result = data.results[0];
   const marked = $("ner-marked");
   marked.replaceChildren();
@@ -326,7 +372,7 @@ async function runForecast() {
   const frequency = $("forecast-frequency").value.trim();
   if (frequency) item.frequency = frequency;
   if (series.timestamps) item.timestamps = series.timestamps;
-  const data = await post("forecast", { series: [item], levels: [80, 95] });
+  const data = await post("forecast", { series: [item], levels: [80, 95], model: chosenModel("forecast") });
   const forecast = data.forecasts[0];
   drawForecast($("forecast-plot"), series, forecast);
   showFacts(data, forecast);
