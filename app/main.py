@@ -31,6 +31,7 @@ from app.core.device import Capabilities, select_device
 from app.core.logs import configure_logging, request_id_var
 from app.core.metrics import Metrics
 from app.core.middleware import ServiceMiddleware
+from app.core.schemas import HealthStatus, ReadinessStatus
 from app.core.service import AppState, ClientDisconnectedError, ModelService, StateDep
 from app.core.settings import Settings
 from app.core.task import ModelTask
@@ -212,15 +213,24 @@ def _door(state: AppState) -> Callable[[str], str | None]:
 
 
 def _add_operational_routes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers.")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get(
+        "/healthz", tags=["operations"], operation_id="healthz", summary="Liveness: the process answers."
+    )
+    async def healthz() -> HealthStatus:
+        return HealthStatus(status="ok")
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: every configured model loaded and warm.")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: every configured model loaded and warm.",
+        operation_id="readyz",
+        response_model=ReadinessStatus,
+        responses={503: {"model": ReadinessStatus, "description": "Not ready yet, or shutting down."}},
+    )
     async def readyz(state: StateDep) -> JSONResponse:
-        if not state.readiness.all_ready():  # with several workers: every one of them
-            return JSONResponse({"status": "not ready", "models": sorted(state.services)}, status_code=503)
-        return JSONResponse({"status": "ready", "models": sorted(state.services)})
+        ready = state.readiness.all_ready()  # with several workers: every one of them
+        body = ReadinessStatus(status="ready" if ready else "not ready", models=sorted(state.services))
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
     @app.get("/models", tags=["operations"], summary="Each served bundle's manifest, without large tables.")
     async def models(state: StateDep) -> dict[str, Any]:
@@ -237,7 +247,7 @@ def _add_operational_routes(app: FastAPI) -> None:
             for name, svc in state.services.items()
         }
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.", operation_id="metrics")
     async def metrics_endpoint(state: StateDep) -> Response:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
