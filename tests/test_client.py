@@ -296,8 +296,12 @@ def test_typescript_types_check_against_a_call_file(document: dict[str, Any], tm
     for name in ("call.ts", "tsconfig.json"):
         shutil.copy(TS_DIR / name, tmp_path / name)
     bin_dir = TS_DIR / "node_modules" / ".bin"
+    # openapi-typescript 7 by default types a field with a default as always present: right for
+    # answers FastAPI fills in, wrong for requests (`return_tags` would be required) and for
+    # fields left out of answers (`tokens` of a /ner result without `return_tags`).
     generate = subprocess.run(
-        [str(bin_dir / "openapi-typescript"), "openapi.json", "-o", "api.d.ts"],
+        [str(bin_dir / "openapi-typescript"), "openapi.json", "-o", "api.d.ts",
+         "--default-non-nullable", "false"],
         capture_output=True, text=True, timeout=120, cwd=tmp_path,
     )  # fmt: skip
     assert generate.returncode == 0, generate.stdout + generate.stderr
