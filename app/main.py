@@ -41,6 +41,7 @@ from app.core.logs import configure_logging, request_id_var
 from app.core.metrics import Metrics
 from app.core.middleware import ServiceMiddleware
 from app.core.models_info import ModelsResponse, models_response, rss_mib
+from app.core.schemas import HealthStatus, ReadinessStatus
 from app.core.service import AppState, ClientDisconnectedError, ModelService, StateDep
 from app.core.settings import Settings
 from app.core.task import ModelTask
@@ -286,16 +287,24 @@ class ModelDoor:
 
 
 def _add_operational_routes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers.")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get(
+        "/healthz", tags=["operations"], operation_id="healthz", summary="Liveness: the process answers."
+    )
+    async def healthz() -> HealthStatus:
+        return HealthStatus(status="ok")
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness: every configured model loaded and warm.")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: every configured model loaded and warm.",
+        operation_id="readyz",
+        response_model=ReadinessStatus,
+        responses={503: {"model": ReadinessStatus, "description": "Not ready yet, or shutting down."}},
+    )
     async def readyz(state: StateDep) -> JSONResponse:
-        served = sorted(state.services)
-        if not state.readiness.all_ready():  # with several workers: every one of them
-            return JSONResponse({"status": "not ready", "models": served}, status_code=503)
-        return JSONResponse({"status": "ready", "models": served})
+        ready = state.readiness.all_ready()  # with several workers: every one of them
+        body = ReadinessStatus(status="ready" if ready else "not ready", models=sorted(state.services))
+        return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
     @app.get(
         "/models",
@@ -303,11 +312,12 @@ def _add_operational_routes(app: FastAPI) -> None:
         summary="The served models: each one's name, version, task, labels and runtime, and the "
         "defaults per task.",
         response_model=ModelsResponse,
+        operation_id="list_models",
     )
     async def models(state: StateDep) -> ModelsResponse:
         return models_response(state)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics.", operation_id="metrics")
     async def metrics_endpoint(state: StateDep) -> Response:
         return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 

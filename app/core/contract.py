@@ -6,7 +6,12 @@
   which Content-Type to send;
 - the OpenAPI document: every status an operation can answer, `/metrics` as the Prometheus text
   it is, and a description naming the architectures of the bundles this instance serves (read
-  from their manifests, so it cannot go stale).
+  from their manifests, so it cannot go stale);
+- what a client generated from that document gets: operation ids a person would write, tagged
+  groups, the X-API-Key scheme, the X-Request-ID and Retry-After headers, and only schemas that
+  mainstream generators type (openapi-python-client, openapi-typescript): no untyped `oneOf`,
+  no enums of floats, patterns that compile in JavaScript too. tests/test_client.py generates
+  both clients from the live document and calls the service through them.
 """
 
 from __future__ import annotations
@@ -41,6 +46,69 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
     "required": ["detail"],
 }
+# Operation ids become generated clients' function names (FastAPI's own read `sentiment_sentiment_post`).
+OPERATION_IDS: dict[tuple[str, str], str] = {
+    ("/sentiment", "post"): "classify_sentiment",
+    ("/ner", "post"): "extract_entities",
+    ("/forecast", "post"): "forecast",
+    ("/models", "get"): "list_models",
+    ("/healthz", "get"): "healthz",
+    ("/readyz", "get"): "readyz",
+    ("/metrics", "get"): "metrics",
+}
+# Generated clients group their functions by tag (openapi-python-client: one package per tag).
+TAGS: list[dict[str, str]] = [
+    {"name": "sentiment", "description": "Classify texts with the served sentiment model; its labels "
+     "come from the model's bundle (GET /models)."},
+    {"name": "ner", "description": "Find named entities in raw texts or pre-tokenised sentences, with "
+     "character offsets and CRF confidences; entity types come from the model's bundle."},
+    {"name": "forecast", "description": "Forecast time series with prediction intervals at the "
+     "levels the served model offers."},
+    {"name": "operations", "description": "Liveness, readiness, the served models and Prometheus "
+     "metrics."},
+]  # fmt: skip
+API_KEY_SCHEME = "ApiKey"
+SECURITY_SCHEMES: dict[str, Any] = {
+    API_KEY_SCHEME: {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "Needed on every operation but /healthz and /readyz when the service runs with "
+        "`API_KEY` set; a missing or wrong key is a 401.",
+    }
+}
+REQUEST_ID = "X-Request-ID"
+REQUEST_ID_PARAMETER: dict[str, Any] = {
+    "name": REQUEST_ID,
+    "in": "header",
+    "required": False,
+    # No pattern: a value that does not fit is replaced, not refused (app.core.middleware).
+    "schema": {"type": "string"},
+    "description": "Your id for this request, echoed in the X-Request-ID response header, in error "
+    "bodies (`request_id`) and in the service's logs. Used when it is 1 to 128 characters of "
+    "`A-Z a-z 0-9 . _ : -`; otherwise the service makes one.",
+}
+REQUEST_ID_HEADER: dict[str, Any] = {
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The request's id: the X-Request-ID sent, when usable, else one the service made. "
+    "Quote it when reporting a problem; the logs carry it.",
+}
+RETRY_AFTER_HEADER: dict[str, Any] = {
+    "required": False,
+    "schema": {"type": "integer", "minimum": 0},
+    "description": "Seconds to wait before retrying: sent when the model's queue is full (1) or the "
+    "service is shutting down (5).",
+}
+# The `type` of each entry of a 422's `detail`: pydantic's own names (`missing`, `extra_forbidden`,
+# `string_type`...) and the service's, in the same style.
+ERROR_TYPES_DOC = (
+    "What kind of error, as a stable snake_case name: pydantic's (`missing`, `extra_forbidden`, "
+    "`string_type`, `int_type`, `bool_type`, `list_type`, `float_type`...) or the service's own: "
+    "`value_error` (a rule of this API, e.g. a blank text, a limit, an unsupported interval level, "
+    "both or neither of `texts` and `tokens`), `finite_number`, `json_invalid` (the body is not "
+    "UTF-8 JSON), `body_too_large` (413), `more_errors` (the last entry of a long list)."
+)
 _VALIDATION_REF = {"$ref": "#/components/schemas/HTTPValidationError"}
 _PROBLEM_REF = {"$ref": f"#/components/schemas/{PROBLEM}"}
 
@@ -155,22 +223,66 @@ def _constrain(components: dict[str, Any], settings: Settings) -> None:
             "items": token,
         }
         _array_branch(ner["tokens"]).update(maxItems=settings.max_items_per_request, items=sentence)
-        components["NerRequest"]["oneOf"] = [
-            {"required": [field], "properties": {field: {"type": "array"}}} for field in ("texts", "tokens")
-        ]
+        _split_ner_request(components, ner)
     forecast = props("ForecastRequest")
     if "series" in forecast:
         forecast["series"]["maxItems"] = settings.max_items_per_request
         section = _manifest_section(settings, "forecast")
         levels = section.get("interval_levels")
+        # Integers, not an enum: the levels are the served bundle's, and a client generated
+        # against one bundle must still be able to ask another; the service refuses an unoffered
+        # level with a 422 naming it (ForecastTask._levels). An enum of floats also breaks
+        # openapi-python-client.
+        forecast["levels"]["items"] = {"type": "integer", "minimum": 1, "maximum": 99}
         if levels:
-            forecast["levels"]["items"] = {"type": "number", "enum": sorted(float(lv) for lv in levels)}
+            offered = ", ".join(str(int(lv)) for lv in sorted(levels))
+            forecast["levels"]["description"] = (
+                f"{forecast['levels'].get('description', '')} This instance's model offers {offered}."
+            ).strip()
         series = props("SeriesIn")
         series["values"]["maxItems"] = settings.max_series_values
         if isinstance(section.get("min_window"), int):
             series["values"]["minItems"] = section["min_window"]
         if isinstance(section.get("horizon_max"), int):
             series["horizon"]["maximum"] = section["horizon_max"]
+
+
+NER_EXACTLY_ONE = (
+    "Give exactly one of `texts` (raw texts) or `tokens` (pre-tokenised sentences); a body with both "
+    "or neither is a 422."
+)
+
+
+def _split_ner_request(components: dict[str, Any], ner: dict[str, Any]) -> None:
+    """NerRequest as a `oneOf` of two typed objects, NerTextsRequest and NerTokensRequest, each
+    with its list required and the other absent: JSON Schema states "exactly one of" with them,
+    and generators make a class of each (an untyped oneOf branch, `{"required": ["texts"]}`, is
+    one openapi-python-client cannot type, and it dropped /ner). The fields they share (and any
+    added to NerRequest later) are copied into both."""
+    request = components["NerRequest"]
+    examples = request.get("examples", [])
+    branches = (("texts", "tokens", "NerTextsRequest"), ("tokens", "texts", "NerTokensRequest"))
+    for field, other, name in branches:
+        props = {k: v for k, v in ner.items() if k != other}
+        wrapper = props[field]
+        # The optional field's `anyOf: [array, null]` becomes the array itself, now required.
+        extra = {k: v for k, v in wrapper.items() if k not in ("anyOf", "default")}
+        props[field] = {**_array_branch(wrapper), **extra}
+        components[name] = {
+            "type": "object",
+            "title": name,
+            "description": NER_EXACTLY_ONE,
+            "properties": props,
+            "required": [field, *(r for r in request.get("required", []) if r not in ("texts", "tokens"))],
+            "additionalProperties": False,
+            "examples": [e for e in examples if field in e],
+        }
+    components["NerRequest"] = {
+        "title": "NerRequest",
+        "description": NER_EXACTLY_ONE,
+        "oneOf": [{"$ref": f"#/components/schemas/{name}"} for _, _, name in branches],
+        "examples": examples,
+    }
 
 
 def describe_models(settings: Settings) -> str:
@@ -220,32 +332,54 @@ def _document(schema: dict[str, Any], settings: Settings, served: Mapping[str, l
             "REST inference for LSTM-family models with dynamic micro-batching. "
             "The models this instance serves (English text only for sentiment and NER):\n\n" + models
         )
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components[PROBLEM] = PROBLEM_SCHEMA
-    _constrain(components, settings)
+    components = schema.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas[PROBLEM] = PROBLEM_SCHEMA
+    _constrain(schemas, settings)
+    _type_errors(schemas)
+    components["securitySchemes"] = SECURITY_SCHEMES
+    # Without API_KEY the key is accepted and not needed: the `{}` alternative says so, and a
+    # client generated from either kind of instance has the same shape.
+    security: list[dict[str, list[str]]] = [{API_KEY_SCHEME: []}]
+    if settings.api_key is None:
+        security.append({})
+    used_tags: set[str] = set()
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
+            operation["operationId"] = OPERATION_IDS.get((path, method), operation.get("operationId"))
+            used_tags.update(operation.get("tags", []))
+            parameters = operation.setdefault("parameters", [])
+            if not any(p.get("name") == REQUEST_ID for p in parameters):
+                parameters.append(dict(REQUEST_ID_PARAMETER))
             responses = operation.setdefault("responses", {})
             if method == "post":
                 for status, (description, body) in POST_ERRORS.items():
                     responses.setdefault(status, _response(description, body))
                 if "422" in responses:
                     responses["422"]["description"] = VALIDATION_DESCRIPTION
+                responses["503"].setdefault("headers", {})["Retry-After"] = dict(RETRY_AFTER_HEADER)
             elif path not in OPEN_PATHS:
                 responses.setdefault("401", _response(*POST_ERRORS["401"]))
+            if path not in OPEN_PATHS:
+                operation["security"] = security
+            for response in responses.values():
+                response.setdefault("headers", {})[REQUEST_ID] = dict(REQUEST_ID_HEADER)
+    schema["tags"] = [tag for tag in TAGS if tag["name"] in used_tags]
     metrics = schema.get("paths", {}).get("/metrics", {}).get("get")
     if metrics is not None:
-        metrics["responses"]["200"] = {
-            "description": "Prometheus text exposition format.",
-            "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
-        }
-    readyz = schema.get("paths", {}).get("/readyz", {}).get("get")
-    if readyz is not None:
-        ok = readyz["responses"]["200"]
-        readyz["responses"]["503"] = {
-            "description": "Not ready yet, or shutting down.",
-            "content": ok.get("content", {}),
-        }
+        metrics["responses"]["200"].update(
+            description="Prometheus text exposition format.",
+            content={CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+        )
+
+
+def _type_errors(schemas: dict[str, Any]) -> None:
+    """FastAPI's 422 body, as the service answers it: `detail` always there, `type` documented."""
+    if "HTTPValidationError" in schemas:
+        schemas["HTTPValidationError"]["required"] = ["detail"]
+    error = schemas.get("ValidationError", {}).get("properties", {})
+    if "type" in error:
+        error["type"]["description"] = ERROR_TYPES_DOC
 
 
 def install_contract(

@@ -77,7 +77,7 @@ def check_request(request: NerRequest, limits: InputLimits) -> list[tuple[str, l
     """Every limit, before any model work. Returns pre-tokenised documents, or the raw text (to
     be tokenised after every check has passed)."""
     if (request.texts is None) == (request.tokens is None):
-        raise invalid(("body",), "give exactly one of `texts` or `tokens`", type_="value_error.exclusive")
+        raise invalid(("body",), "give exactly one of `texts` or `tokens`")
     if request.texts is not None:
         check_count("texts", len(request.texts), limits.max_items_per_request, "text")
         check_texts("texts", request.texts, limits.max_text_chars)

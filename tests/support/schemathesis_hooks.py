@@ -5,14 +5,39 @@ The /forecast schema states every rule JSON Schema can express; two it cannot: a
 offset alias. Generated calendars are made to fit those rules, so the positive-data check tests
 the forecasting path rather than tripping over them. Non-string entries (the negative cases) are
 left alone; the calendar's own refusals are tested in tests/test_messages.py.
+
+One more it chooses not to state: `levels` are integers in the schema, not an enum of the served
+bundle's levels (a generated client must fit any bundle), and the service refuses a level its
+model does not offer. Schema-valid levels (integers from 1 to 99) are mapped onto the offered
+ones; others (the negative cases) are left alone. The refusal is tested in
+tests/test_forecast_api.py.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import schemathesis
+
+from app.core.bundle import read_manifest, resolve_bundle_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@cache
+def offered_levels() -> list[int]:
+    model_dir = Path(os.environ.get("MODEL_DIR", ROOT / "models"))
+    manifest = read_manifest(resolve_bundle_dir(model_dir, "forecast"))
+    return sorted(int(level) for level in manifest.preprocessing["interval_levels"])
+
+
+def _schema_valid_level(level: Any) -> bool:
+    integral = isinstance(level, int) or (isinstance(level, float) and level.is_integer())
+    return integral and not isinstance(level, bool) and 1 <= level <= 99
 
 
 @schemathesis.hook("map_body")
@@ -30,4 +55,8 @@ def calendars_that_fit(ctx: schemathesis.HookContext, body: Any) -> Any:
             ]
         if isinstance(series.get("frequency"), str):
             series["frequency"] = "D"
+    levels = body.get("levels")
+    if isinstance(levels, list):
+        offered = offered_levels()
+        body["levels"] = [offered[int(lv) % len(offered)] if _schema_valid_level(lv) else lv for lv in levels]
     return body
