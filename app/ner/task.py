@@ -16,7 +16,7 @@ from app.core.bundle import Bundle, BundleError
 from app.core.errors import invalid
 from app.core.limits import BLANK, InputLimits, check_count, check_texts
 from app.core.task import ModelTask
-from app.core.text import Token, is_blank, tokenize_conll
+from app.core.text import Token, is_blank
 from app.ner.bundle import NerSection
 from app.ner.crf_decode import CrfParams, forward_backward, span_probability, viterbi
 from app.ner.features import encode_batch
@@ -146,8 +146,9 @@ class NerTask(ModelTask[NerRequest, NerItem, NerPrediction, NerResponse]):
         if self.tags != list(self.manifest.labels):
             raise BundleError(f"bundle {bundle.path}: crf.json tags differ from the manifest labels")
         self.crf = CrfParams.from_json(crf)
+        self.tokenize = section.tokenize()
         # Loading spaCy takes seconds; pay it at start-up, not on the first request with texts.
-        tokenize_conll("warm-up")
+        self.tokenize("warm-up")
 
     def request_size(self, request: NerRequest) -> int:
         return len(request.texts if request.texts is not None else request.tokens or [])
@@ -160,7 +161,7 @@ class NerTask(ModelTask[NerRequest, NerItem, NerPrediction, NerResponse]):
     def decode(self, request: NerRequest, limits: InputLimits) -> list[NerItem]:
         items: list[NerItem] = []
         for d, doc in enumerate(check_request(request, limits)):
-            source, tokens = doc if isinstance(doc, tuple) else (doc, tokenize_conll(doc))
+            source, tokens = doc if isinstance(doc, tuple) else (doc, self.tokenize(doc))
             for a, b in split_pieces(tokens, limits.max_tokens_per_sequence):
                 piece = tuple(tokens[a:b])
                 items.append(NerItem(tuple(t.text for t in piece), d, source, piece))
