@@ -29,10 +29,34 @@ SPANS = [(1, 3, "PESSOA"), (5, 7, "LEGISLACAO"), (7, 9, "LEGISLACAO"), (10, 11, 
 BIOES = ["O", "B-PESSOA", "E-PESSOA", "O", "O", "B-LEGISLACAO", "E-LEGISLACAO", "B-LEGISLACAO"]
 BIOES += ["E-LEGISLACAO", "O", "S-LOCAL", "O"]
 SCHEME_TAGS = {
-    "IOB1": ["O", "I-PESSOA", "I-PESSOA", "O", "O", "I-LEGISLACAO", "I-LEGISLACAO", "B-LEGISLACAO"]
-    + ["I-LEGISLACAO", "O", "I-LOCAL", "O"],
-    "IOB2": ["O", "B-PESSOA", "I-PESSOA", "O", "O", "B-LEGISLACAO", "I-LEGISLACAO", "B-LEGISLACAO"]
-    + ["I-LEGISLACAO", "O", "B-LOCAL", "O"],
+    "IOB1": [
+        "O",
+        "I-PESSOA",
+        "I-PESSOA",
+        "O",
+        "O",
+        "I-LEGISLACAO",
+        "I-LEGISLACAO",
+        "B-LEGISLACAO",
+        "I-LEGISLACAO",
+        "O",
+        "I-LOCAL",
+        "O",
+    ],
+    "IOB2": [
+        "O",
+        "B-PESSOA",
+        "I-PESSOA",
+        "O",
+        "O",
+        "B-LEGISLACAO",
+        "I-LEGISLACAO",
+        "B-LEGISLACAO",
+        "I-LEGISLACAO",
+        "O",
+        "B-LOCAL",
+        "O",
+    ],
     "BIOES": BIOES,
 }
 
@@ -81,7 +105,7 @@ def test_a_forced_scheme_reads_ambiguous_files_its_way(tmp_path: Path) -> None:
     assert (detected, data["train"][0].scheme, data["train"][0].bioes()) == (
         "IOB1",
         "IOB1",
-        BIOES[1:3] + ["O"],
+        [*BIOES[1:3], "O"],
     )
 
 
@@ -101,7 +125,9 @@ def test_token_and_tag_columns_are_chosen(tmp_path: Path) -> None:
 
 def test_conll_preset_is_the_same_reader() -> None:
     run = plan(parser().parse_args([]), parser())
-    assert run.preset and run.fmt == CONLL2003 and run.name == "ner"
+    assert run.preset
+    assert run.fmt == CONLL2003
+    assert run.name == "ner"
     assert [p.name for p in run.files.values()] == ["eng.train", "eng.testa", "eng.testb"]
     assert (run.dev, run.test) == ("testa", "testb")
     fixture = Path(__file__).parent / "fixtures" / "ner" / "conll_sample.txt"
@@ -218,7 +244,8 @@ def test_section_ties_the_tokenizer_to_the_language() -> None:
 
     vocab = Vocab(["<pad>", "<unk>", "a"], ["<pad>", "<unk>", "a"])
     pt = section(vocab, "pt", "IOB2").model_dump()
-    assert pt["tokenizer"] == "spacy.blank('pt') tokenizer" and pt["language"] == "pt"
+    assert pt["tokenizer"] == "spacy.blank('pt') tokenizer"
+    assert pt["language"] == "pt"
     with pytest.raises(ValueError, match="for language 'pt' this service tokenises with"):
         NerSection.model_validate({**pt, "tokenizer": section(vocab).tokenizer})
     legacy = section(vocab).model_dump()
@@ -302,13 +329,16 @@ def test_bundle_records_its_types_language_scheme_and_report(pt_model: dict[str,
     assert m.preprocessing["tokenizer"] == "spacy.blank('pt') tokenizer"
     assert m.preprocessing["source_scheme"] == "IOB2"
     assert m.data["entity_types"] == {"LEGISLACAO": 24, "LOCAL": 24, "ORGANIZACAO": 24, "PESSOA": 24}
-    assert "more.txt" in m.data["embeddings"]["source"] and m.data["embeddings"]["words"] > 0
+    assert "more.txt" in m.data["embeddings"]["source"]
+    assert m.data["embeddings"]["words"] > 0
     assert set(m.metrics["test"]["per_type"]) == set(types)
     assert m.headline.split == "test.conll (test)"
     raw = m.metrics["raw_text"]
-    assert raw["sentences"] == 6 and raw["sentences_cut_differently"] == 0  # "Salvador." splits like the file
+    assert raw["sentences"] == 6
+    assert raw["sentences_cut_differently"] == 0
     assert raw["texts"]["f1"] == raw["tokens"]["f1"] == m.metrics["test"]["overall"]["f1"]
-    assert len(m.training["history"]) == 12 and "machine" in m.training
+    assert len(m.training["history"]) == 12
+    assert "machine" in m.training
     report = (bundle / "REPORT.md").read_text(encoding="utf-8")
     for heading in (
         "## Data",
@@ -324,7 +354,8 @@ def test_bundle_records_its_types_language_scheme_and_report(pt_model: dict[str,
 
 def test_served_answers_use_the_bundles_types(pt_client: TestClient) -> None:
     models = pt_client.get("/models").json()["ner"]["manifest"]
-    assert "S-LEGISLACAO" in models["labels"] and models["preprocessing"]["language"] == "pt"
+    assert "S-LEGISLACAO" in models["labels"]
+    assert models["preprocessing"]["language"] == "pt"
     r = pt_client.post("/ner", json={"texts": [TEXT], "return_tags": True})
     assert r.status_code == 200, r.text
     result = r.json()["results"][0]
@@ -336,7 +367,8 @@ def test_served_answers_use_the_bundles_types(pt_client: TestClient) -> None:
     words, _ = sentence(1)
     r = pt_client.post("/ner", json={"tokens": [words], "return_tags": True})
     tags = [t["tag"] for t in r.json()["results"][0]["tokens"]]
-    assert tags[:2] == ["B-PESSOA", "E-PESSOA"] and tags[-2:] == ["S-LOCAL", "O"]
+    assert tags[:2] == ["B-PESSOA", "E-PESSOA"]
+    assert tags[-2:] == ["S-LOCAL", "O"]
 
 
 def test_bulk_scoring_agrees_with_the_api(
@@ -358,9 +390,11 @@ def test_bulk_scoring_agrees_with_the_api(
 def test_openapi_takes_the_types_from_the_bundle(pt_client: TestClient) -> None:
     spec = pt_client.get("/openapi.json").json()
     op = spec["paths"]["/ner"]["post"]
-    assert "PER, ORG, LOC" not in op["summary"] and "GET /models" in op["description"]
+    assert "PER, ORG, LOC" not in op["summary"]
+    assert "GET /models" in op["description"]
     label = spec["components"]["schemas"]["Entity"]["properties"]["label"]["description"]
-    assert "GET /models" in label and "training data" in label
+    assert "GET /models" in label
+    assert "training data" in label
     assert "language" in spec["components"]["schemas"]["NerRequest"]["properties"]["texts"]["description"]
 
 

@@ -127,15 +127,15 @@ def write_bundle(
     tolerance: float = EXPORT_TOLERANCE,
 ) -> Path:
     """Export `module` and write a complete, verified bundle to `model_dir/name/version/` (`name`
-defaults to the task: the shipped models are named after their tasks; a user's model is served
-by the endpoint its manifest's `task` names, under its own name).
+    defaults to the task: the shipped models are named after their tasks; a user's model is served
+    by the endpoint its manifest's `task` names, under its own name).
 
-    `extra_files` maps artifact name -> (file name, bytes), e.g. {"vocab": ("vocab.txt", ...)}.
-    `preprocessing` is the task's typed section (`app/<task>/bundle.py`).
-    The bundle is assembled in a temporary folder and moved into place only once it loads back
-    (its section included) and both runtimes reproduce the eager module on `check_inputs`
-    (default: `example_inputs`; see `check_exported`). Otherwise the shipped bundle is left exactly
-    as it was and nothing half-written stays behind.
+        `extra_files` maps artifact name -> (file name, bytes), e.g. {"vocab": ("vocab.txt", ...)}.
+        `preprocessing` is the task's typed section (`app/<task>/bundle.py`).
+        The bundle is assembled in a temporary folder and moved into place only once it loads back
+        (its section included) and both runtimes reproduce the eager module on `check_inputs`
+        (default: `example_inputs`; see `check_exported`). Otherwise the shipped bundle is left exactly
+        as it was and nothing half-written stays behind.
     """
     folder = model_dir / (name or task)
     final = folder / version

@@ -258,7 +258,7 @@ def word2vec(
         seed=seed,
     )
     words = list(model.wv.index_to_key)
-    vectors = {w: np.asarray(model.wv[w], dtype=np.float32) for w in words}
+    vectors = {w: np.array(model.wv[w], dtype=np.float32) for w in words}  # gensim's are read-only
     info = {
         "method": "gensim word2vec skip-gram, window 5, min_count 2",
         "gensim": __import__("gensim").__version__,

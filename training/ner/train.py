@@ -124,7 +124,7 @@ def train_one(
             loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
-            total += float(loss)
+            total += float(loss.detach())
         epoch_s = time.monotonic() - t0
         dev_score = evaluate(model, dev_batches, dev, vocab.tags)
         f1 = float(dev_score["overall"]["f1"])
