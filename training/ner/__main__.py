@@ -4,7 +4,7 @@ python -m training.ner                       # CoNLL-2003 preset: the shipped mo
 python -m training.ner --ablation-epochs 0   # shipped model only (ablation rows carried over)
 python -m training.ner --train train.conll --dev dev.conll --test test.conll --name legal \\
     --language pt                            # your own column files -> models/legal/1.0.0
-python -m training.ner ... --quick           # smoke run (~2 min): 1 epoch on a part of train
+python -m training.ner ... --quick           # smoke run (~2 min): at most 2 epochs
 
 Without --train the run is the CoNLL-2003 preset: eng.train/testa/testb under --data-dir,
 `WORD POS CHUNK NER` lines in IOB1, GloVe 50d, bundle `models/ner`, README tables rewritten.
@@ -31,7 +31,7 @@ import torch
 
 from app.core.bundle import BundleError, Manifest, read_manifest, resolve_bundle_dir
 from app.ner.bundle import tokenizer_for, tokenizer_name
-from training.bundle import DEFAULT_MODEL_DIR, ROOT, replace_readme_section, update_readme
+from training.bundle import DEFAULT_MODEL_DIR, ROOT, code_revision, replace_readme_section, update_readme
 from training.logs import setup_logging
 from training.ner.data import (
     CONLL2003,
@@ -203,7 +203,11 @@ def parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--ablation-minutes", type=float, default=16.0, help="total time for the ablation rows")
     fit.add_argument("--threads", type=int, default=1, help="torch intra-op threads (CPU is shared)")
-    fit.add_argument("--quick", action="store_true", help="smoke run (~2 min): 1 epoch on 10%% of train")
+    fit.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run (~2 min on LeNER-Br): at most 2 epochs and 1.5 min of training",
+    )
     fit.add_argument("--seed", type=int, default=1)
     return p
 
@@ -353,9 +357,14 @@ def per_type_table(metrics: dict[str, Any], run: Run) -> str:
     )
 
 
+def code(text: str) -> str:
+    """`text` as Markdown code, also when it holds backticks (LeNER-Br's ``` `` ``` quotes)."""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
 def raw_table(raw: dict[str, Any]) -> str:
     n = raw["sentences"]
-    top = ", ".join(f"`{w}` ({c})" for w, c in raw["top_missed"]) or "none"
+    top = ", ".join(f"{code(w)} ({c})" for w, c in raw["top_missed"]) or "none"
     return "\n".join(
         [
             f"Served tokenizer: {raw['tokenizer']}. Sentences it cuts differently from the file's "
@@ -427,7 +436,7 @@ def report_sections(
             "budget / patience / seed",
             f"{training_info['max_minutes']:g} min / {training_info['patience']} / {training_info['seed']}",
         ],
-        ["quick", "yes: 1 epoch on 10% of train" if training_info["quick"] else "no"],
+        ["quick", "yes: at most 2 epochs and 1.5 min of training" if training_info["quick"] else "no"],
     ]
     dev_key = f"{run.dev}_f1"
     curve = [[h["epoch"], h["loss"], h[dev_key], h["epoch_seconds"]] for h in info["history"]]
@@ -484,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("args %s", vars(args))
     torch.set_num_threads(args.threads)
     started = time.monotonic()
+    revision = code_revision()  # the code this run imported, whatever is committed meanwhile
     try:
         data, scheme = read_splits(run.files, run.fmt, "train")
         unlabelled = read_unlabelled(args.unlabelled, run.language) if args.unlabelled else []
@@ -553,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
         dev_name=run.dev,
     )
     if args.quick:
-        rc.epochs, rc.train_fraction = 1, 0.1
+        rc.epochs, rc.max_minutes = min(rc.epochs, 2), min(rc.max_minutes, 1.5)
     model, info = train_one(rc, vocab, vectors, train, dev, dev_batches)
     metrics: dict[str, Any] = {run.dev: evaluate(model, dev_batches, dev, vocab.tags)}
     if test is not None and run.test:
@@ -627,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
             report_split=report_split,
             report_split_name=run.describe(report_split),
             embeddings=emb_label,
+            revision=revision,
         )
 
     # The raw-text figures need a servable bundle; a scratch one keeps the real one untouched
@@ -693,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     training_info["total_minutes"] = round((time.monotonic() - started) / 60, 1)
     training_info["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     bundle_dir = write(args.model_dir, ablation)
-    training_info["code_revision"] = read_manifest(bundle_dir).code_revision
+    training_info["code_revision"] = revision
     sections = report_sections(run, data, data_info, training_info, metrics, info)
     headline = metrics[report_split]["overall"]["f1"]
     title = f"NER model {run.name} {version}: {run.describe(report_split)} entity F1 {headline:.2f}"

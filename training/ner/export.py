@@ -61,6 +61,7 @@ def export(
     report_split: str = "testb",
     report_split_name: str = "CoNLL-2003 eng.testb",
     embeddings: str = "GloVe 50d",
+    revision: str | None = None,
 ) -> Path:
     """Write the bundle to `model_dir/name/version` (name: the task's by default, as shipped).
     `metrics[report_split]` gives the headline; `embeddings` names the word vectors used."""
@@ -111,4 +112,5 @@ def export(
         "the CRF marginal probability of the whole tag span (forward-backward).",
         model_dir=model_dir,
         overwrite=True,
+        revision=revision,
     )

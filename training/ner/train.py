@@ -110,7 +110,7 @@ def train_one(
     history = []
     started = time.monotonic()
     rng = random.Random(rc.seed)
-    stop_reason = f"{rc.epochs} epochs"
+    stop_reason = f"the last epoch ({rc.epochs})"
     for epoch in range(1, rc.epochs + 1):
         for g in optimizer.param_groups:
             g["lr"] = rc.lr / (1 + 0.05 * (epoch - 1))
