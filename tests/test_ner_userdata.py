@@ -432,3 +432,14 @@ def test_help_lists_the_data_options() -> None:
         "--version",
     ):
         assert option in text
+
+
+def test_unknown_language_is_refused_before_reading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train = write(tmp_path / "train.txt", GOOD)
+    with pytest.raises(SystemExit) as exc:
+        run_cli(tmp_path, "--train", train, "--dev", train, "--name", "x", "--language", "zz")
+    assert exc.value.code == 2
+    assert "--language 'zz': spaCy has no rules for it" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()
