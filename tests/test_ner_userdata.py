@@ -284,7 +284,18 @@ def corpus(n: int, start: int = 0) -> str:
 
 
 TINY = ["--hidden", "16", "--batch-size", "4", "--lr", "0.02", "--epochs", "12", "--patience", "0"]
-TINY += ["--vector-dim", "8", "--w2v-epochs", "2", "--language", "pt", "--seed", "3"]
+TINY += [
+    "--vector-dim",
+    "8",
+    "--w2v-epochs",
+    "2",
+    "--language",
+    "pt",
+    "--seed",
+    "3",
+    "--word-dropout",
+    "0.05",
+]
 
 
 @pytest.fixture(scope="module")
@@ -443,3 +454,22 @@ def test_unknown_language_is_refused_before_reading(
     assert exc.value.code == 2
     assert "--language 'zz': spaCy has no rules for it" in capsys.readouterr().err
     assert not (tmp_path / "models").exists()
+
+
+def test_a_posted_sentence_is_one_sequence_and_texts_are_cut_at_sentence_ends(
+    pt_model: dict[str, Any],
+) -> None:
+    # LeNER-Br writes "art." as "art" "."; cutting a posted sentence there lost the entity's context
+    from app.core.backends import load_backend
+    from app.core.bundle import load_bundle
+    from app.core.limits import InputLimits
+    from app.ner.schemas import NerRequest
+    from app.ner.task import NerTask
+
+    bundle = load_bundle(pt_model["models"] / "ner" / "1.0.0")
+    task = NerTask(bundle, load_backend("onnx", bundle, "cpu"))
+    limits = InputLimits(4, 1000, 50, 1)
+    words = ["Ver", "o", "art", ".", "5", "da", "Lei", "8.666", "."]
+    assert [item.words for item in task.decode(NerRequest(tokens=[words]), limits)] == [tuple(words)]
+    pieces = task.decode(NerRequest(texts=["Ana Costa recorreu. A Lei 8.666 vale."]), limits)
+    assert [item.words[-1] for item in pieces] == [".", "."]

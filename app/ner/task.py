@@ -1,7 +1,7 @@
-"""POST /ner, start to end: decode texts (or pre-tokenised sentences) into sentence-sized pieces,
-get emissions for a padded batch of pieces, decode them with the CRF (numpy, shared with training),
-and encode entities with character offsets into each text. The route (`routes.py`) only wires
-this to HTTP."""
+"""POST /ner, start to end: decode texts into sentence-sized pieces (a pre-tokenised sentence is
+one piece, as posted), get emissions for a padded batch of pieces, decode them with the CRF
+(numpy, shared with training), and encode entities with character offsets into each text. The
+route (`routes.py`) only wires this to HTTP."""
 
 from __future__ import annotations
 
@@ -161,8 +161,15 @@ class NerTask(ModelTask[NerRequest, NerItem, NerPrediction, NerResponse]):
     def decode(self, request: NerRequest, limits: InputLimits) -> list[NerItem]:
         items: list[NerItem] = []
         for d, doc in enumerate(check_request(request, limits)):
-            source, tokens = doc if isinstance(doc, tuple) else (doc, self.tokenize(doc))
-            for a, b in split_pieces(tokens, limits.max_tokens_per_sequence):
+            if isinstance(doc, tuple):
+                # A posted sentence is one sequence, as each training sentence was (it is within
+                # the token limit): its "." tokens (LeNER-Br's "art ." abbreviations) do not cut it.
+                source, tokens = doc
+                ranges = [(0, len(tokens))]
+            else:
+                source, tokens = doc, self.tokenize(doc)
+                ranges = split_pieces(tokens, limits.max_tokens_per_sequence)
+            for a, b in ranges:
                 piece = tuple(tokens[a:b])
                 items.append(NerItem(tuple(t.text for t in piece), d, source, piece))
         return items

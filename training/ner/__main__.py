@@ -196,6 +196,9 @@ def parser() -> argparse.ArgumentParser:
     fit.add_argument("--hidden", type=int, default=200, help="LSTM units per direction")
     fit.add_argument("--dropout", type=float, default=0.5)
     fit.add_argument(
+        "--word-dropout", type=float, default=0.0, help="share of training words replaced by <unk> each step"
+    )
+    fit.add_argument(
         "--min-train-freq", type=int, default=2, help="training words without a vector, kept from"
     )
     fit.add_argument(
@@ -424,8 +427,9 @@ def report_sections(
         ["vocabulary words with a vector", f"{info['glove_hits']:,} of {training_info['vocab_words']:,}"],
         ["network", f"BiLSTM {info['config']['hidden']}x2 + char CNN + casing, CRF"],
         [
-            "dropout / lr / batch",
-            f"{training_info['dropout']} / {training_info['lr']} / {training_info['batch_size']}",
+            "dropout / word dropout / lr / batch",
+            f"{training_info['dropout']} / {training_info['word_dropout']} / {training_info['lr']} / "
+            f"{training_info['batch_size']}",
         ],
         [
             "epochs",
@@ -560,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         hidden=args.hidden,
         seed=args.seed,
         patience=args.patience,
+        word_dropout=args.word_dropout,
         dev_name=run.dev,
     )
     if args.quick:
@@ -593,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         "lr_decay": "lr / (1 + 0.05 * (epoch - 1))",
         "batch_size": args.batch_size,
         "dropout": args.dropout,
+        "word_dropout": args.word_dropout,
         "grad_clip_norm": 5.0,
         "max_epochs": rc.epochs,
         "max_minutes": args.max_minutes,

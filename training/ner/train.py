@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from app.core.vocab import UNK
 from app.ner.crf_decode import viterbi
-from app.ner.features import CASES
+from app.ner.features import CASES, PAD_ID
 from app.ner.tags import bioes_spans
 from training.ner.conlleval import score_spans
 from training.ner.data import Batch, Sentence, Vocab, batches
@@ -60,6 +61,9 @@ class RunConfig:
     train_fraction: float = 1.0
     seed: int = 1
     patience: int = 5  # stop after this many epochs without a better dev F1
+    # Share of training words replaced by <unk> each step: teaches the <unk> row, and the char
+    # and context features, what dev and test words missing from the vocabulary look like.
+    word_dropout: float = 0.0
     dev_name: str = "testa"  # the selection split's name, in logs and the per-epoch history
 
 
@@ -105,6 +109,7 @@ def train_one(
                     weight[i] = torch.from_numpy(vec)
                     hits += 1
             weight[0].zero_()
+    unk_id = vocab.words.index(UNK)
     optimizer = torch.optim.Adam(model.parameters(), lr=rc.lr)
     best_f1, best_state, best_epoch = -1.0, copy.deepcopy(model.state_dict()), 0
     history = []
@@ -120,6 +125,10 @@ def train_one(
         total = 0.0
         for feeds, tags, _ in train_batches:
             optimizer.zero_grad()
+            if rc.word_dropout > 0:
+                words = feeds["word_ids"]
+                drop = (torch.rand(words.shape) < rc.word_dropout) & (words != PAD_ID)
+                feeds = {**feeds, "word_ids": words.masked_fill(drop, unk_id)}
             loss = model.loss(feeds, tags)
             loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
