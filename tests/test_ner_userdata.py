@@ -473,3 +473,37 @@ def test_a_posted_sentence_is_one_sequence_and_texts_are_cut_at_sentence_ends(
     assert [item.words for item in task.decode(NerRequest(tokens=[words]), limits)] == [tuple(words)]
     pieces = task.decode(NerRequest(texts=["Ana Costa recorreu. A Lei 8.666 vale."]), limits)
     assert [item.words[-1] for item in pieces] == [".", "."]
+
+
+def test_no_data_arguments_train_the_conll_preset(tmp_path: Path) -> None:
+    """The shipped model's run: eng.train/testa/testb in `WORD POS CHUNK NER` (IOB1), GloVe, the
+    model named after the task, testa selects, testb reports, the ablation rows beside it."""
+    rows = [
+        [("EU", "I-ORG"), ("rejects", "O"), ("German", "I-MISC"), ("lamb", "O"), (".", "O")],
+        [("Peter", "I-PER"), ("Blackburn", "I-PER"), ("in", "O"), ("Paris", "I-LOC"), ("Rome", "B-LOC")],
+    ]
+    text = "-DOCSTART- -X- O O\n\n" + "".join(
+        "".join(f"{w} NNP I-NP {t}\n" for w, t in row) + "\n" for row in rows
+    )
+    data = tmp_path / "conll"
+    data.mkdir()
+    for split in ("train", "testa", "testb"):
+        write(data / f"eng.{split}", text * 3)
+    glove = write(
+        tmp_path / "glove.txt", "".join(f"{w} 0.1 -0.2 0.3\n" for w in ("eu", "german", "paris", "."))
+    )
+    readme_before = (Path(__file__).resolve().parents[1] / "README.md").read_bytes()
+    args = ["--data-dir", data, "--glove", glove, "--model-dir", tmp_path / "models", "--hidden", "8"]
+    args += ["--epochs", "2", "--ablation-epochs", "1"]
+    assert main([str(a) for a in args]) == 0
+    m = read_manifest(tmp_path / "models" / "ner" / "1.0.0")
+    assert m.preprocessing["source_scheme"] == "IOB1"
+    assert m.preprocessing["language"] == "en"
+    assert m.labels == ["O"] + [f"{p}-{t}" for t in ("LOC", "MISC", "ORG", "PER") for p in "BIES"]
+    assert m.headline.split == "CoNLL-2003 eng.testb"
+    assert set(m.metrics) == {"testa", "testb", "raw_text", "ablation"}
+    assert [r["variant"] for r in m.metrics["ablation"]][-1] == "shipped"
+    assert {"testa_f1", "testb_f1"} <= set(m.metrics["ablation"][0])
+    assert m.architecture["word_dim"] == 3  # the vectors' size
+    assert m.data["embeddings"]["vocabulary_hits"] == 4
+    assert (Path(__file__).resolve().parents[1] / "README.md").read_bytes() == readme_before
