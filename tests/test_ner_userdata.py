@@ -507,3 +507,19 @@ def test_no_data_arguments_train_the_conll_preset(tmp_path: Path) -> None:
     assert m.architecture["word_dim"] == 3  # the vectors' size
     assert m.data["embeddings"]["vocabulary_hits"] == 4
     assert (Path(__file__).resolve().parents[1] / "README.md").read_bytes() == readme_before
+
+
+def test_readme_figures_are_cut_from_the_runs_report(pt_model: dict[str, Any]) -> None:
+    from training.ner.__main__ import readme_markdown
+
+    bundle = pt_model["models"] / "ner" / "1.0.0"
+    section = readme_markdown(bundle / "REPORT.md")
+    assert section.startswith("**NER model ner 1.0.0: test.conll (test) entity F1 ")
+    assert [line for line in section.splitlines() if line.startswith("#")] == [
+        "##### Test per type (conlleval: exact span and type)",
+        "##### Raw text versus the file's tokens (test)",
+        "##### Time and machine",
+    ]
+    f1 = read_manifest(bundle).metrics["test"]["overall"]["f1"]
+    assert "| **overall** | " in section
+    assert f"| {f1:.2f} |" in section

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import tempfile
 import time
@@ -49,7 +50,7 @@ from training.ner.data import (
 )
 from training.ner.export import TASK, VERSION, export
 from training.ner.train import RunConfig, evaluate, train_one
-from training.report import machine, table, write_report
+from training.report import REPORT_NAME, machine, table, write_report
 from training.userdata import DataFileError, read_text
 
 log = logging.getLogger("training.ner")
@@ -167,6 +168,12 @@ def parser() -> argparse.ArgumentParser:
     )
     out.add_argument(
         "--readme-section", help="also write the run's figures into README.md between <!-- NAME:start/end -->"
+    )
+    out.add_argument(
+        "--readme-from",
+        type=Path,
+        metavar="BUNDLE_DIR",
+        help="with --readme-section: take the figures from that bundle's REPORT.md, train nothing",
     )
     out.add_argument(
         "--readme-only", action="store_true", help="rewrite the preset's README section and stop"
@@ -478,9 +485,26 @@ def report_sections(
     return sections
 
 
+# The parts of a run's REPORT.md that a README shows; the rest stays in the report.
+README_PARTS = ("Test per type", "Dev per type", "Raw text", "Time")
+
+
+def readme_markdown(report: Path) -> str:
+    """A run's headline figures for a README section, cut from its REPORT.md (so they are the
+    run's own): the title, the per-type table, raw text versus tokens, time and machine."""
+    title, *parts = re.split(r"^## ", report.read_text(encoding="utf-8"), flags=re.M)
+    kept = [f"##### {part.strip()}" for part in parts if part.startswith(README_PARTS)]
+    return "\n\n".join([f"**{title.removeprefix('# ').strip()}**", *kept])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    if args.readme_from is not None:
+        if not args.readme_section:
+            p.error("--readme-from needs --readme-section")
+        replace_readme_section(args.readme_section, readme_markdown(args.readme_from / REPORT_NAME))
+        return 0
     if args.readme_only:
         m = read_manifest(resolve_bundle_dir(args.model_dir, TASK))
         update_readme(
@@ -718,8 +742,7 @@ def main(argv: list[str] | None = None) -> int:
     size = sum(f.stat().st_size for f in bundle_dir.iterdir())
     log.info("bundle written to %s (%.1f MB); report %s", bundle_dir, size / 1e6, report)
     if args.readme_section:
-        body = "\n\n".join(f"##### {heading}\n\n{text}" for heading, text in sections)
-        replace_readme_section(args.readme_section, f"{title}\n\n{body}")
+        replace_readme_section(args.readme_section, readme_markdown(report))
     if run.preset:
         section = markdown_tables(metrics, ablation, info)
         log.info("README section:\n%s", section)
