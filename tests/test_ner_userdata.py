@@ -505,6 +505,7 @@ def test_no_data_arguments_train_the_conll_preset(tmp_path: Path) -> None:
     assert [r["variant"] for r in m.metrics["ablation"]][-1] == "shipped"
     assert {"testa_f1", "testb_f1"} <= set(m.metrics["ablation"][0])
     assert m.architecture["word_dim"] == 3  # the vectors' size
+    assert m.training["word_dropout"] == 0.0  # the shipped model's recipe
     assert m.data["embeddings"]["vocabulary_hits"] == 4
     assert (Path(__file__).resolve().parents[1] / "README.md").read_bytes() == readme_before
 
