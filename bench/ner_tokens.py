@@ -8,6 +8,7 @@ post (`detokenise`), then
   2. posts the same sentences to the shipped NER model twice, through the service's own app,
      once pre-tokenised (`tokens`) and once as raw text (`texts`), and scores both answers
      against the gold entities by character span (conlleval rules: exact span and type).
+The measuring code is `training.ner.rawtext`, which every training run also uses for its report.
 The results go into the README between `<!-- ner-raw:start -->` and `<!-- ner-raw:end -->`.
 """
 
@@ -17,110 +18,20 @@ import argparse
 import json
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.core.text import Token, tokenize, tokenize_conll
-from app.ner.tags import iob1_spans
+from app.core.text import tokenize, tokenize_conll
 from training.bundle import replace_readme_section
-from training.ner.conlleval import score_spans
-from training.ner.data import Sentence, read_conll
+from training.ner.data import read_conll
+
+# The measuring code is shared with each training run's report (training.ner.rawtext).
+from training.ner.rawtext import boundary_mismatches, detokenise, score_through_api
+
+__all__ = ["boundary_mismatches", "detokenise", "main", "markdown", "score_through_api"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ner" / "conll2003" / "eng.testb"
-CharSpan = tuple[int, int, str]
-
-# Penn-Treebank-style glue: no space before closing punctuation and clitics, none after openers.
-_NO_SPACE_BEFORE = frozenset(
-    {",", ".", ";", ":", "!", "?", ")", "]", "}", "%", "''", "...", "'s", "'S", "n't", "N'T"}
-    | {"'re", "'ve", "'ll", "'d", "'m", "'RE", "'VE", "'LL", "'D", "'M"}
-)
-_NO_SPACE_AFTER = frozenset({"(", "[", "{", "$", "``"})
-
-
-def detokenise(words: Sequence[str]) -> tuple[str, list[tuple[int, int]]]:
-    """The sentence as running text, and each word's [start, end) in it. Straight double quotes
-    alternate between opening (glued to the next word) and closing (glued to the previous)."""
-    parts: list[str] = []
-    offsets: list[tuple[int, int]] = []
-    pos, glue_next, quote_open = 0, True, False
-    for word in words:
-        glue = glue_next or word in _NO_SPACE_BEFORE
-        glue_next = word in _NO_SPACE_AFTER
-        if word == '"':
-            glue = glue or quote_open
-            glue_next = not quote_open
-            quote_open = not quote_open
-        if not glue:
-            parts.append(" ")
-            pos += 1
-        parts.append(word)
-        offsets.append((pos, pos + len(word)))
-        pos += len(word)
-    return "".join(parts), offsets
-
-
-def boundary_mismatches(
-    sentences: Sequence[Sentence], tokenizer: Callable[[str], list[Token]]
-) -> tuple[int, int, Counter[str]]:
-    """(sentences whose tokens differ, gold tokens whose boundaries the tokenizer misses, the
-    missed gold tokens by text)."""
-    bad_sentences, missed = 0, Counter[str]()
-    for s in sentences:
-        text, offsets = detokenise(s.words)
-        got = {(t.start, t.end) for t in tokenizer(text)}
-        lost = [text[a:b] for a, b in offsets if (a, b) not in got]
-        bad_sentences += bool(lost) or len(got) != len(offsets)
-        missed.update(lost)
-    return bad_sentences, sum(missed.values()), missed
-
-
-def gold_char_spans(s: Sentence, offsets: Sequence[tuple[int, int]]) -> list[CharSpan]:
-    return [(offsets[a][0], offsets[b - 1][1], label) for a, b, label in iob1_spans(s.tags)]
-
-
-def _space_joined(words: Sequence[str]) -> list[tuple[int, int]]:
-    offsets, pos = [], 0
-    for w in words:
-        offsets.append((pos, pos + len(w)))
-        pos += len(w) + 1
-    return offsets
-
-
-def score_through_api(client: Any, sentences: Sequence[Sentence], how: str, batch: int) -> dict[str, Any]:
-    """Entity P/R/F1 of the service's answers, by character span. `how`: "tokens" posts CoNLL's
-    own tokens (spans in the tokens joined by single spaces), "texts" posts the detokenised text,
-    "spacy" posts the detokenised text cut by spaCy's default rules as `tokens` (what the service
-    did before it had CoNLL rules) and maps the answer back onto the text."""
-    gold: list[list[CharSpan]] = []
-    predicted: list[list[CharSpan]] = []
-    for i in range(0, len(sentences), batch):
-        chunk = sentences[i : i + batch]
-        docs = [detokenise(s.words) for s in chunk]
-        if how == "texts":
-            body: dict[str, Any] = {"texts": [text for text, _ in docs]}
-        elif how == "spacy":
-            cut = [tokenize(text) for text, _ in docs]
-            body = {"tokens": [[t.text for t in toks] for toks in cut]}
-        else:
-            body = {"tokens": [s.words for s in chunk]}
-            docs = [(" ".join(s.words), _space_joined(s.words)) for s in chunk]
-        response = client.post("/ner", json=body)
-        response.raise_for_status()
-        for j, (s, (_, offsets), result) in enumerate(
-            zip(chunk, docs, response.json()["results"], strict=True)
-        ):
-            gold.append(gold_char_spans(s, offsets))
-            spans = [(e["start"], e["end"], e["label"]) for e in result["entities"]]
-            if how == "spacy":  # offsets into the space-joined tokens -> offsets into the text
-                joined = _space_joined([t.text for t in cut[j]])
-                back = {a: t.start for (a, _), t in zip(joined, cut[j], strict=True)}
-                back |= {b: t.end for (_, b), t in zip(joined, cut[j], strict=True)}
-                spans = [(back[a], back[b], label) for a, b, label in spans]
-            predicted.append(spans)
-    return score_spans(gold, predicted)["overall"]  # type: ignore[return-value]
 
 
 def _prf(scores: dict[str, float], bold: bool = False) -> str:
@@ -195,8 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         ]
         report["model"] = f"ner {version}"
         batch = settings.max_items_per_request
+
+        def post(body: dict[str, Any]) -> dict[str, Any]:
+            response = client.post("/ner", json=body)
+            response.raise_for_status()
+            answer: dict[str, Any] = response.json()
+            return answer
+
         report["f1"] = {
-            how: score_through_api(client, sentences, how, batch) for how in ("tokens", "texts", "spacy")
+            how: score_through_api(post, sentences, how, batch)["overall"]
+            for how in ("tokens", "texts", "spacy")
         }
     print(json.dumps(report["f1"], indent=1), file=sys.stderr)
     section = markdown(report)

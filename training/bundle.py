@@ -125,17 +125,19 @@ def write_bundle(
     overwrite: bool = False,
     check_inputs: tuple[torch.Tensor, ...] | None = None,
     tolerance: float = EXPORT_TOLERANCE,
+    revision: str | None = None,
 ) -> Path:
     """Export `module` and write a complete, verified bundle to `model_dir/name/version/` (`name`
-defaults to the task: the shipped models are named after their tasks; a user's model is served
-by the endpoint its manifest's `task` names, under its own name).
+    defaults to the task: the shipped models are named after their tasks; a user's model is served
+    by the endpoint its manifest's `task` names, under its own name).
 
-    `extra_files` maps artifact name -> (file name, bytes), e.g. {"vocab": ("vocab.txt", ...)}.
-    `preprocessing` is the task's typed section (`app/<task>/bundle.py`).
-    The bundle is assembled in a temporary folder and moved into place only once it loads back
-    (its section included) and both runtimes reproduce the eager module on `check_inputs`
-    (default: `example_inputs`; see `check_exported`). Otherwise the shipped bundle is left exactly
-    as it was and nothing half-written stays behind.
+        `extra_files` maps artifact name -> (file name, bytes), e.g. {"vocab": ("vocab.txt", ...)}.
+        `preprocessing` is the task's typed section (`app/<task>/bundle.py`).
+        The bundle is assembled in a temporary folder and moved into place only once it loads back
+        (its section included) and both runtimes reproduce the eager module on `check_inputs`
+        (default: `example_inputs`; see `check_exported`). Otherwise the shipped bundle is left
+        exactly as it was and nothing half-written stays behind. `revision`: the training code's
+        commit when the run started (default: now), so a long run records the code it ran.
     """
     folder = model_dir / (name or task)
     final = folder / version
@@ -165,7 +167,7 @@ by the endpoint its manifest's `task` names, under its own name).
             task=task,
             version=version,
             created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            code_revision=code_revision(),
+            code_revision=revision or code_revision(),
             architecture=architecture,
             inputs=list(inputs),
             outputs=list(outputs),

@@ -24,7 +24,9 @@ class DataFileError(ValueError):
     """A user's data file that cannot be trained on. `str()` reads `FILE:LINE:COLUMN: message`
     (the parts known), the form editors and CI logs link to."""
 
-    def __init__(self, path: Path | str, message: str, line: int | None = None, column: str | int | None = None):
+    def __init__(
+        self, path: Path | str, message: str, line: int | None = None, column: str | int | None = None
+    ):
         self.path = Path(path)
         self.line = line
         self.column = column
@@ -95,7 +97,9 @@ def read_table(path: Path, columns: Sequence[str], fmt: str | None = None) -> li
         records = list(_parquet_records(path, columns))
     else:
         text = read_text(path)
-        records = list(_jsonl_records(path, text, columns) if kind == "jsonl" else _delimited(path, text, columns, kind))
+        records = list(
+            _jsonl_records(path, text, columns) if kind == "jsonl" else _delimited(path, text, columns, kind)
+        )
     if not records:
         raise DataFileError(path, "the file holds a header but no rows")
     return records
@@ -129,7 +133,9 @@ def _delimited(path: Path, text: str, columns: Sequence[str], kind: str) -> Iter
             continue  # blank line
         if len(row) != len(header):
             raise DataFileError(
-                path, f"{len(row)} fields where the header has {len(header)} (a quote or delimiter out of place?)", start
+                path,
+                f"{len(row)} fields where the header has {len(header)} (a quote or delimiter out of place?)",
+                start,
             )
         yield Record(start, {c: row[i] for c, i in index.items()})
 
@@ -143,7 +149,9 @@ def _jsonl_records(path: Path, text: str, columns: Sequence[str]) -> Iterator[Re
         except json.JSONDecodeError as exc:
             raise DataFileError(path, f"not valid JSON: {exc.msg}", number, exc.colno) from None
         if not isinstance(value, dict):
-            raise DataFileError(path, f"expected a JSON object per line, got {type(value).__name__}", number, 1)
+            raise DataFileError(
+                path, f"expected a JSON object per line, got {type(value).__name__}", number, 1
+            )
         _missing(path, columns, list(value), number)
         yield Record(number, {c: value[c] for c in columns})
 

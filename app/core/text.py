@@ -208,6 +208,23 @@ def tokenize_conll(text: str) -> list[Token]:
     return merged
 
 
+def blank_tokenizer_name(language: str) -> str:
+    return f"spacy.blank({language!r}) tokenizer"
+
+
+@lru_cache(maxsize=8)
+def _blank_tokenizer(language: str):  # type: ignore[no-untyped-def]
+    import spacy
+
+    return spacy.blank(language).tokenizer
+
+
+def tokenize_blank(text: str, language: str) -> list[Token]:
+    """spaCy's rule-based tokenizer for `language` (an ISO code such as "pt"; the rules ship
+    inside spaCy, nothing is downloaded): the tokenizer of a model trained on another language."""
+    return _tokens(_blank_tokenizer(language), text)
+
+
 # Characters that show nothing: whitespace, control and format characters (zero-width space and
 # joiners, BOM, bidi marks). A text made only of them carries nothing to classify or tag.
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})

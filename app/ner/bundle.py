@@ -4,12 +4,14 @@ describe that same code: a bundle made by different feature code is refused, nam
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from app.core.bundle import Section
-from app.core.text import CONLL_TOKENIZER_NAME
+from app.core.text import CONLL_TOKENIZER_NAME, Token, blank_tokenizer_name, tokenize_blank, tokenize_conll
 from app.core.vocab import TextSection
 from app.ner.features import CASES, MAX_WORD_CHARS, PAD_ID
 
@@ -26,10 +28,27 @@ class CasingFeature(Section):
         return values
 
 
+def tokenizer_name(language: str) -> str:
+    """The tokenizer raw text in `language` is cut with: English keeps the CoNLL-2003 rules the
+    shipped model learnt from; any other language gets spaCy's rule-based tokenizer for it."""
+    return CONLL_TOKENIZER_NAME if language == "en" else blank_tokenizer_name(language)
+
+
+def tokenizer_for(language: str) -> Callable[[str], list[Token]]:
+    return tokenize_conll if language == "en" else partial(tokenize_blank, language=language)
+
+
 class NerSection(TextSection):
-    # The network learnt from CoNLL-2003's own tokens; raw text is cut by the same rules.
+    # English: the network learnt from CoNLL-2003's own tokens; raw text is cut by the same rules.
+    # Other languages: see `tokenizer_name`; the check follows `language`.
     expected_tokenizer: ClassVar[str] = CONLL_TOKENIZER_NAME
 
+    language: str = Field(
+        "en",
+        pattern=r"^[a-z]{2,3}$",
+        description="Language of the training text (ISO 639 code); raw text is tokenised with its "
+        "rules. Bundles written before the field existed are English.",
+    )
     scheme: Literal["BIOES"] = Field(description="Tag scheme of the labels and crf.json.")
     source_scheme: str = Field(description="Tag scheme of the training files (converted to BIOES).")
     digits_fallback: str = Field(description="How an unknown word is looked up again.")
@@ -38,6 +57,25 @@ class NerSection(TextSection):
     char_vocab_size: int = Field(ge=2, description="Entries in the character vocabulary.")
     max_word_chars: int = Field(ge=2, description="Characters the char encoder reads per word.")
     long_word_rule: str = Field(description="Which characters a longer word keeps.")
+
+    @field_validator("tokenizer")
+    @classmethod
+    def _this_tokenizer(cls, value: str) -> str:
+        return value  # checked against `language` below, once both are read
+
+    @model_validator(mode="after")
+    def _tokenizer_of_language(self) -> NerSection:
+        # Ids only mean the same thing when the text is cut into the same tokens.
+        expected = tokenizer_name(self.language)
+        if self.tokenizer != expected:
+            raise ValueError(
+                f"trained with tokenizer {self.tokenizer!r}; for language {self.language!r} this "
+                f"service tokenises with {expected!r}"
+            )
+        return self
+
+    def tokenize(self) -> Callable[[str], list[Token]]:
+        return tokenizer_for(self.language)
 
     @field_validator("lowercase")
     @classmethod

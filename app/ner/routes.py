@@ -18,7 +18,9 @@ NerService = Annotated[TaskModels[NerRequest, NerResponse], Depends(service_for(
     "/ner",
     response_model=NerResponse,
     response_model_exclude_none=True,
-    summary="Named entities (PER, ORG, LOC, MISC) with character offsets and CRF confidences",
+    summary="Named entities with character offsets and CRF confidences",
+    description="Entity types are the served model's own, from its training data: see its "
+    "manifest's `labels` in GET /models (the shipped CoNLL-2003 model: PER, ORG, LOC, MISC).",
 )
 async def ner(body: NerRequest, service: NerService) -> NerResponse:
     return await service.handle(body)

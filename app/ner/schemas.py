@@ -32,8 +32,10 @@ class NerRequest(BaseModel):
     texts: list[UnicodeText] | None = Field(
         None,
         json_schema_extra={"minItems": 1},
-        description="Raw English texts; tokenised by the service the way CoNLL-2003 was (spaCy's "
-        "rule-based tokenizer keeping intra-word hyphens whole: `Hewlett-Packard`, `2-1`). "
+        description="Raw texts in the served model's language (`preprocessing.language` in "
+        "GET /models), tokenised by the service with that language's rules: English the way "
+        "CoNLL-2003 was (spaCy's rule-based tokenizer keeping intra-word hyphens whole: "
+        "`Hewlett-Packard`, `2-1`), any other language with spaCy's rule-based tokenizer for it. "
         "Entity offsets are character offsets into each text. Give either `texts` or `tokens`.",
     )
     tokens: list[list[UnicodeText]] | None = Field(
@@ -48,7 +50,11 @@ class NerRequest(BaseModel):
 
 class Entity(BaseModel):
     text: str = Field(description="The entity's surface string: `source[start:end]`.")
-    label: str = Field(description="PER, ORG, LOC or MISC (CoNLL-2003 types).")
+    label: str = Field(
+        description="The entity type: one of the served model's types, which come from its "
+        "training data (its tags are the manifest's `labels` in GET /models; the shipped "
+        "CoNLL-2003 model has PER, ORG, LOC and MISC)."
+    )
     start: int = Field(description="Character offset of the first character (inclusive).")
     end: int = Field(description="Character offset after the last character (exclusive).")
     confidence: float = Field(ge=0.0, le=1.0, description=CONFIDENCE_DOC)

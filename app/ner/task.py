@@ -1,7 +1,7 @@
-"""POST /ner, start to end: decode texts (or pre-tokenised sentences) into sentence-sized pieces,
-get emissions for a padded batch of pieces, decode them with the CRF (numpy, shared with training),
-and encode entities with character offsets into each text. The route (`routes.py`) only wires
-this to HTTP."""
+"""POST /ner, start to end: decode texts into sentence-sized pieces (a pre-tokenised sentence is
+one piece, as posted), get emissions for a padded batch of pieces, decode them with the CRF
+(numpy, shared with training), and encode entities with character offsets into each text. The
+route (`routes.py`) only wires this to HTTP."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from app.core.bundle import Bundle, BundleError
 from app.core.errors import invalid
 from app.core.limits import BLANK, InputLimits, check_count, check_texts
 from app.core.task import ModelTask
-from app.core.text import Token, is_blank, tokenize_conll
+from app.core.text import Token, is_blank
 from app.ner.bundle import NerSection
 from app.ner.crf_decode import CrfParams, forward_backward, span_probability, viterbi
 from app.ner.features import encode_batch
@@ -146,8 +146,9 @@ class NerTask(ModelTask[NerRequest, NerItem, NerPrediction, NerResponse]):
         if self.tags != list(self.manifest.labels):
             raise BundleError(f"bundle {bundle.path}: crf.json tags differ from the manifest labels")
         self.crf = CrfParams.from_json(crf)
+        self.tokenize = section.tokenize()
         # Loading spaCy takes seconds; pay it at start-up, not on the first request with texts.
-        tokenize_conll("warm-up")
+        self.tokenize("warm-up")
 
     def output_labels(self) -> list[str]:
         # The entity types, not the BIOES tags they are spelt with.
@@ -164,8 +165,15 @@ class NerTask(ModelTask[NerRequest, NerItem, NerPrediction, NerResponse]):
     def decode(self, request: NerRequest, limits: InputLimits) -> list[NerItem]:
         items: list[NerItem] = []
         for d, doc in enumerate(check_request(request, limits)):
-            source, tokens = doc if isinstance(doc, tuple) else (doc, tokenize_conll(doc))
-            for a, b in split_pieces(tokens, limits.max_tokens_per_sequence):
+            if isinstance(doc, tuple):
+                # A posted sentence is one sequence, as each training sentence was (it is within
+                # the token limit): its "." tokens (LeNER-Br's "art ." abbreviations) do not cut it.
+                source, tokens = doc
+                ranges = [(0, len(tokens))]
+            else:
+                source, tokens = doc, self.tokenize(doc)
+                ranges = split_pieces(tokens, limits.max_tokens_per_sequence)
+            for a, b in ranges:
                 piece = tuple(tokens[a:b])
                 items.append(NerItem(tuple(t.text for t in piece), d, source, piece))
         return items

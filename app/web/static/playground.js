@@ -306,6 +306,14 @@ async function runSentiment() {
 
 // ---------------------------------------------------------------- named entities
 
+// The served model's entity types, from its tags (O, B-X, I-X, E-X, S-X) in GET /models: a model
+// trained on your own data has its own.
+function nerTypes() {
+  const labels = (models.ner && models.ner.manifest && models.ner.manifest.labels) || [];
+  const types = [...new Set(labels.filter((t) => t !== "O").map((t) => t.slice(2)))];
+  return types.length ? types : ["PER", "ORG", "LOC", "MISC"];
+}
+
 async function runNer() {
   const text = $("ner-text").value;
   const data = await post("ner", { texts: [text], model: chosenModel("ner") });
@@ -324,7 +332,7 @@ async function runNer() {
   marked.append(text.slice(pos));
   const legend = $("ner-legend");
   legend.replaceChildren();
-  for (const type of ["PER", "ORG", "LOC", "MISC"]) {
+  for (const type of nerTypes()) {
     legend.append(el("span", {}, el("span", { class: `swatch ${type}` }), type));
   }
   legend.append(el("span", {}, entities.length ? `${entities.length} entities` : "no entities found"));
