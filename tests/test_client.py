@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.core.bundle import discover_tasks
+from app.core.bundle import discover_tasks, version_key
 from app.core.contract import OPERATION_IDS
 from tests.support.server import ROOT, running_server
 
@@ -179,15 +179,19 @@ def test_operational_endpoints(generated: ModuleType, client: Any) -> None:
     assert ready.status_code == 200
     assert isinstance(ready.parsed, model(generated, "ReadinessStatus"))
     assert ready.parsed.status.value == "ready"
-    assert sorted(ready.parsed.models) == ["forecast", "ner", "sentiment"]
-    # /models' body is a typed object or a mapping by model name, depending on the release:
-    # either way it parses, and names every served model.
+    shipped = {
+        f"{name}@{max((p.name for p in (MODEL_DIR / name).iterdir() if p.is_dir()), key=version_key)}"
+        for name in ("forecast", "ner", "sentiment")
+    }
+    assert set(ready.parsed.models) == shipped
     models = operation(generated, "list_models").sync_detailed(client=client)
     assert models.status_code == 200
-    assert models.parsed is not None
-    assert not isinstance(models.parsed, model(generated, "Problem"))
-    listed = json.dumps(models.parsed.to_dict())
-    assert all(name in listed for name in ("sentiment", "ner", "forecast"))
+    assert isinstance(models.parsed, model(generated, "ModelsResponse"))
+    assert {f"{m.name}@{m.version}" for m in models.parsed.models} == shipped
+    assert {m.task for m in models.parsed.models} == {"sentiment", "ner", "forecast"}
+    assert models.parsed.defaults.to_dict()["sentiment"] == next(
+        k for k in shipped if k.startswith("sentiment@")
+    )
     metrics = operation(generated, "metrics").sync(client=client)
     assert isinstance(metrics, str)
     assert "# TYPE" in metrics

@@ -44,7 +44,9 @@ def _schema_valid_level(level: Any) -> bool:
 def calendars_that_fit(ctx: schemathesis.HookContext, body: Any) -> Any:
     if ctx.operation is None or ctx.operation.path != "/forecast" or not isinstance(body, dict):
         return body
-    for series in body.get("series") or []:
+    given = body.get("series")
+    # Negative cases put any JSON value here (`true`, a string): only a list holds series.
+    for series in given if isinstance(given, list) else []:
         if not isinstance(series, dict) or not isinstance(series.get("values"), list):
             continue
         stamps = series.get("timestamps")
