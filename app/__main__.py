@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import uvicorn
 
 from app.core.probes import ProbeServer
 from app.core.settings import Settings
-from app.core.workers import PROMETHEUS_ENV, RUN_DIR_ENV
+from app.core.workers import PROMETHEUS_ENV, RUN_DIR_ENV, first_on_signals, mark_draining
 
 
 def main(factory: str = "app.main:create_app") -> None:
@@ -38,6 +39,9 @@ def main(factory: str = "app.main:create_app") -> None:
     if settings.probe_port:
         probes = ProbeServer(settings.host, settings.probe_port, Path(run_folder), workers)
         probes.start()
+    # SIGTERM/SIGINT: readiness 503 at once on both ports, before uvicorn's handler starts the drain
+    # (which keeps /readyz at 200 until the requests in flight have finished).
+    unwrap = first_on_signals((signal.SIGTERM, signal.SIGINT), lambda: mark_draining(Path(run_folder)))
     try:
         uvicorn.run(
             factory,
@@ -52,6 +56,7 @@ def main(factory: str = "app.main:create_app") -> None:
             proxy_headers=True,
         )
     finally:
+        unwrap()
         if probes is not None:
             probes.stop()
         shutil.rmtree(run_folder, ignore_errors=True)
