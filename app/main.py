@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from app import __version__
 from app.core.backends import load_backend
 from app.core.batching import BatchFailedError, MicroBatcher, QueueFullError, ShuttingDownError
-from app.core.bundle import BundleError, discover_tasks, load_bundle, resolve_bundle_dir
+from app.core.bundle import BundleError, discover_tasks, load_bundle, resolve_bundle_dir, unused_by
 from app.core.contract import install_contract, shown_errors, unsupported_media_type
 from app.core.device import Capabilities, select_device
 from app.core.logs import configure_logging, request_id_var
@@ -58,10 +58,10 @@ def load_task(
     """Model `name`'s task on its newest bundle under MODEL_DIR, with the backend (BACKEND,
     MODEL_BACKEND), device, precision and threads `settings` give it: what every service worker
     loads at start-up, and what bulk scoring loads, so both answer with the same graph."""
-    bundle = load_bundle(resolve_bundle_dir(settings.model_dir, name))
+    kind = settings.backend_for(name)
+    bundle = load_bundle(resolve_bundle_dir(settings.model_dir, name), may_lack=unused_by(kind))
     if bundle.manifest.task != name:
         raise BundleError(f"{bundle.path}: manifest task is {bundle.manifest.task!r}, expected {name!r}")
-    kind = settings.backend_for(name)
     device = select_device(settings.device, kind, capabilities or Capabilities.probe())
     backend = load_backend(kind, bundle, device, settings.threads_per_model, settings.precision_for(name))
     task: ModelTask[Any, Any, Any, Any] = module.Task(bundle, backend)
