@@ -215,33 +215,41 @@ def test_the_image_serves_as_a_user_runs_it(image: str) -> None:
 @dataclass
 class Outcome:
     started: float
+    ended: float
     status: int | None
     error: str = ""
 
 
+# Four of the sixteen connections post the most a request may hold (MAX_ITEMS_PER_REQUEST, 64) of
+# long reviews: each takes a good part of a second, so the drain lasts long enough for readiness
+# to be seen turning 503 while accepted requests are still being answered.
+HEAVY = {"texts": [REVIEW * 12] * 64}
+
+
 def test_sigterm_under_load_drains_and_exits_within_the_grace_period(image: str) -> None:
     """16 connections posting reviews; SIGTERM: every request sent before it is answered 200, both
-    /readyz say not ready within a second, and the container exits well within the grace period."""
+    /readyz say not ready within a second while those requests are still running, and the
+    container exits well within the grace period."""
     with running(image, "--read-only", "--tmpfs", "/tmp") as c:
         wait_ready(c.probe_url, c)
         workers = next(iter(httpx.get(f"{c.url}/models", timeout=30).json().values()))["workers"]
         outcomes: list[Outcome] = []
         stop = threading.Event()
 
-        def client_loop() -> None:
+        def client_loop(body: dict[str, Any]) -> None:
             with httpx.Client(base_url=c.url, timeout=60) as client:
                 while not stop.is_set():
                     started = time.monotonic()
                     try:
-                        status: int | None = client.post(
-                            "/sentiment", json=REQUESTS["/sentiment"]
-                        ).status_code
-                        outcomes.append(Outcome(started, status))
+                        status = client.post("/sentiment", json=body).status_code
+                        outcomes.append(Outcome(started, time.monotonic(), status))
                     except httpx.HTTPError as exc:
-                        outcomes.append(Outcome(started, None, f"{type(exc).__name__}: {exc}"))
+                        error = f"{type(exc).__name__}: {exc}"
+                        outcomes.append(Outcome(started, time.monotonic(), None, error))
                         return  # the server went away: this client is done
 
-        clients = [threading.Thread(target=client_loop) for _ in range(16)]
+        bodies = [HEAVY] * 4 + [REQUESTS["/sentiment"]] * 12
+        clients = [threading.Thread(target=client_loop, args=(body,)) for body in bodies]
         for t in clients:
             t.start()
         time.sleep(3)  # load established on every connection
@@ -283,6 +291,10 @@ def test_sigterm_under_load_drains_and_exits_within_the_grace_period(image: str)
         assert unready["probe"][1] == "503", unready
         assert unready["probe"][0] < 1.0, unready
         assert unready["service"][0] < 1.0, unready
+        # Not ready while the drain still had work: some request sent before the signal was
+        # answered after the probe port had said 503.
+        last_answer_s = max(o.ended for o in before) - signalled
+        assert last_answer_s > unready["probe"][0], (last_answer_s, unready)
         assert exited_s < GRACE_S, exited_s
         assert exit_code in (0, 143), (exit_code, c.logs())
     _record(
@@ -290,8 +302,11 @@ def test_sigterm_under_load_drains_and_exits_within_the_grace_period(image: str)
         sigterm_requests_before=len(before),
         sigterm_requests_after=len(after),
         sigterm_after_refused=sum(o.status is None for o in after),
+        sigterm_after_errors=sorted({o.error.split(":")[0] for o in after if o.status is None}),
+        sigterm_after_error_s=sorted({round(o.ended - signalled, 1) for o in after if o.status is None}),
         sigterm_probe_unready_s=round(unready["probe"][0], 2),
         sigterm_service_unready=[round(unready["service"][0], 2), unready["service"][1]],
+        sigterm_last_answer_s=round(last_answer_s, 2),
         sigterm_exit_s=round(exited_s, 1),
         sigterm_exit_code=exit_code,
         memory_mib_under_load=round(memory),
