@@ -27,7 +27,7 @@ from app.core.logs import configure_logging
 from app.core.probes import ProbeServer
 from app.core.settings import Settings
 from app.core.supervisor import Supervisor
-from app.core.workers import PROMETHEUS_ENV, RUN_DIR_ENV
+from app.core.workers import PROMETHEUS_ENV, RUN_DIR_ENV, mark_draining
 
 
 def start_probes(settings: Settings, run_folder: Path, workers: int) -> ProbeServer | None:
@@ -84,8 +84,9 @@ def main(factory: str = "app.main:create_app") -> None:
                 drain_s=settings.shutdown_drain_s,
                 handover_s=settings.reload_handover_s,
                 poll_s=settings.reload_poll_s,
-                # SIGTERM's first moment (Supervisor.terminating): what must stop at once goes here.
-                on_terminate=None,
+                # SIGTERM's first moment: readiness 503 on both ports at once, while the requests
+                # in flight are still answered (load balancers stop sending new ones).
+                on_terminate=lambda: mark_draining(run_folder),
             ).run()
         finally:
             if probes is not None:

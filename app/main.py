@@ -33,6 +33,7 @@ from app.core.bundle import (
     read_manifest,
     resolve_bundle_dir,
     scan_bundles,
+    unused_by,
 )
 from app.core.catalog import ModelCatalog, model_in_body
 from app.core.contract import install_contract, shown_errors, unsupported_media_type
@@ -72,14 +73,15 @@ def load_task(
     """The bundle in `bundle_dir` (verified: schema, checksums) loaded by the task package its
     manifest names, with the backend (BACKEND, MODEL_BACKEND), device, precision and threads
     `settings` give it: what every service worker loads, and what bulk scoring loads, so both
-    answer with the same graph."""
-    bundle = load_bundle(bundle_dir)
-    task_name = bundle.manifest.task
+    answer with the same graph. The graphs of the backends not in use may be absent (the image
+    leaves model.pt out)."""
+    task_name = read_manifest(bundle_dir).task
+    kind = settings.backend_for(bundle_dir.parent.name, task_name)
+    bundle = load_bundle(bundle_dir, may_lack=unused_by(kind))
     if task_name not in modules:
         raise BundleError(
             f"{bundle.path}: manifest task {task_name!r} is not served here (tasks: {', '.join(modules)})"
         )
-    kind = settings.backend_for(bundle.name, task_name)
     device = select_device(settings.device, kind, capabilities or Capabilities.probe())
     precision = settings.precision_for(bundle.name, task_name)
     backend = load_backend(kind, bundle, device, settings.threads_per_model, precision)

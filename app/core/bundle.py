@@ -299,14 +299,34 @@ def read_manifest(path: Path) -> Manifest:
     return manifest
 
 
-def load_bundle(path: Path, required: tuple[str, ...] = ("onnx", "torchscript")) -> Bundle:
-    """Read and verify a bundle: manifest schema, required artifacts, every checksum."""
+# The model graphs each backend reads. A bundle served by one backend may lack the other's files:
+# the default image leaves out the TorchScript ones (~22 MB) it has no torch to run.
+BACKEND_ARTIFACTS: dict[str, tuple[str, ...]] = {
+    "onnx": ("onnx", INT8_ARTIFACT),
+    "torchscript": ("torchscript",),
+}
+
+
+def unused_by(backend: str) -> tuple[str, ...]:
+    """The graph artifacts backend `backend` never reads (those a bundle may lack for it)."""
+    return tuple(a for kind, names in BACKEND_ARTIFACTS.items() if kind != backend for a in names)
+
+
+def load_bundle(
+    path: Path, required: tuple[str, ...] = ("onnx", "torchscript"), may_lack: tuple[str, ...] = ()
+) -> Bundle:
+    """Read and verify a bundle: manifest schema, required artifacts, every checksum. The manifest
+    must still list every required artifact; only the files named in `may_lack` (the graphs of a
+    backend not in use, `unused_by`) may be absent, and when present they are verified like the
+    rest: a wrong file is refused whichever backend serves."""
     manifest = read_manifest(path)
     for name in required:
         if name not in manifest.artifacts:
             raise BundleError(f"{path / MANIFEST_NAME} lists no {name!r} artifact")
     for name, art in manifest.artifacts.items():
         file = path / art.path
+        if not file.is_file() and name in may_lack:
+            continue
         if not file.is_file():
             raise BundleError(f"bundle {path}: artifact {name!r} file {file} is missing")
         actual = sha256_file(file)

@@ -10,7 +10,7 @@ knows it reads from the run folder the workers share (app/core/workers.py):
 
 - `GET /healthz`: 200 while the supervisor runs (it restarts a worker that dies);
 - `GET /readyz`: 200 when every worker has loaded and warmed its models (`ready/`), else 503 —
-  during start-up, and again while the workers drain on SIGTERM.
+  during start-up, and from the moment the supervisor gets SIGTERM (`draining`) to the end.
 
 The service port keeps its own `/healthz` and `/readyz` for callers without access to this port
 (the same statuses; its `/readyz` lists the models, this one counts the workers).
@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from app.core.workers import ready_workers
+from app.core.workers import is_draining, ready_workers
 
 log = logging.getLogger("app.probes")
 
@@ -36,6 +36,8 @@ def probe_answer(path: str, run_folder: Path, workers: int) -> tuple[int, dict[s
     if path == "/healthz":
         return 200, {"status": "ok"}
     if path == "/readyz":
+        if is_draining(run_folder):
+            return 503, {"status": "draining", "workers": workers}
         ready = ready_workers(run_folder)
         if ready >= workers:
             return 200, {"status": "ready", "workers": workers}

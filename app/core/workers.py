@@ -12,7 +12,11 @@ What the workers share is a run folder the supervisor creates (its path in `RUN_
 - `ready/`: one file per worker that has loaded and warmed its models, so `/readyz` from any worker
   (and from the probe port, app/core/probes.py) says 200 only when every worker is ready;
 - `load/`: one 8-byte counter per worker, the requests it is serving, so a worker holding more than
-  its share of keep-alive connections can hand one back (`WorkerLoad`).
+  its share of keep-alive connections can hand one back (`WorkerLoad`);
+- `draining`: present once the supervisor got SIGTERM (`mark_draining`), so both `/readyz` say 503
+  from that moment rather than when each worker finally runs its lifespan shutdown, which uvicorn
+  does only after the requests in flight have finished: a load balancer kept sending new
+  requests for the whole drain.
 """
 
 from __future__ import annotations
@@ -51,15 +55,119 @@ def retiring() -> bool:
     return _retiring
 
 
-def usable_cpus() -> int:
-    """Cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (a container's
-    `--cpus`, a Kubernetes CPU limit), which affinity does not show."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_SELF_CGROUP = Path("/proc/self/cgroup")
+
+
+def usable_cpus(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_SELF_CGROUP) -> int:
+    """Cores this process may use: its CPU affinity, capped by its cgroup's CPU quota (a
+    container's `--cpus`, a Kubernetes CPU limit), which affinity does not show, and by its
+    cgroup's cpuset. Both cgroup versions: v2 (`cpu.max`) and v1 (`cpu.cfs_quota_us`), which
+    Docker still uses on hosts booted without the unified hierarchy (RHEL/CentOS 7-8, Amazon
+    Linux 2, older Ubuntu). The roots are parameters so tests can hand in fake trees."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    with contextlib.suppress(OSError, ValueError):
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    return max(1, cpus)
+    limits = [cpus]
+    quota = cgroup_cpu_quota(cgroup_root, proc_cgroup)
+    if quota is not None:
+        # 1.5 cores of quota is two workers' worth: the second one does useful work half the time.
+        limits.append(max(1, math.ceil(quota)))
+    cpuset = cgroup_cpuset_size(cgroup_root, proc_cgroup)
+    if cpuset:
+        limits.append(cpuset)
+    return max(1, min(limits))
+
+
+def _cgroup_paths(proc_cgroup: Path) -> dict[str, str]:
+    """This process's cgroup per controller, from /proc/self/cgroup (`4:cpu,cpuacct:/docker/abc`
+    on v1; `0::/path` on v2, under the key "")."""
+    paths: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in proc_cgroup.read_text().splitlines():
+            parts = line.split(":", 2)
+            if len(parts) != 3:
+                continue
+            for controller in parts[1].split(",") if parts[1] else [""]:
+                paths[controller.removeprefix("name=")] = parts[2]
+    return paths
+
+
+def _cgroup_dirs(mount: Path, path: str) -> list[Path]:
+    """The folders under `mount` whose limits apply to this process: its cgroup's and every
+    ancestor's (a Kubernetes pod's limit sits above its container's), deepest first. Inside a
+    container the mount is often the container's own cgroup while /proc/self/cgroup still names
+    the host's path (v1 has no cgroup namespace): folders that are not there are skipped, and the
+    mount itself is always read."""
+    parts = [p for p in path.split("/") if p and p != ".."]
+    dirs = [mount.joinpath(*parts[:i]) for i in range(len(parts), -1, -1)]
+    return [d for d in dirs if d.is_dir()]
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _is_v2(cgroup_root: Path) -> bool:
+    return (cgroup_root / "cgroup.controllers").is_file()
+
+
+def cgroup_cpu_quota(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_SELF_CGROUP) -> float | None:
+    """The tightest CPU quota over this process's cgroup and its ancestors, in cores, or None when
+    there is none."""
+    paths = _cgroup_paths(proc_cgroup)
+    quotas: list[float] = []
+    if _is_v2(cgroup_root):
+        for folder in _cgroup_dirs(cgroup_root, paths.get("", "/")):
+            with contextlib.suppress(ValueError, IndexError, ZeroDivisionError):
+                quota, period = (_read(folder / "cpu.max") or "").split()[:2]
+                if quota != "max":
+                    quotas.append(int(quota) / int(period))
+    else:
+        # v1: the cpu controller is mounted as `cpu`, `cpu,cpuacct` or `cpuacct,cpu` (often links).
+        mounts = [cgroup_root / name for name in ("cpu", "cpu,cpuacct", "cpuacct,cpu")]
+        mount = next((m for m in mounts if m.is_dir()), None)
+        if mount is not None:
+            for folder in _cgroup_dirs(mount, paths.get("cpu", "/")):
+                with contextlib.suppress(ValueError, TypeError, ZeroDivisionError):
+                    quota_us = int(_read(folder / "cpu.cfs_quota_us"))  # type: ignore[arg-type]
+                    period_us = int(_read(folder / "cpu.cfs_period_us"))  # type: ignore[arg-type]
+                    if quota_us > 0:  # -1: no limit
+                        quotas.append(quota_us / period_us)
+    return min(quotas) if quotas else None
+
+
+def cgroup_cpuset_size(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_SELF_CGROUP) -> int | None:
+    """How many CPUs this process's cpuset holds (`--cpuset-cpus`), or None when unknown. The
+    scheduler already applies it to the affinity; read as well because some sandboxes (gVisor,
+    older kernels in containers) report the host's whole affinity."""
+    paths = _cgroup_paths(proc_cgroup)
+    if _is_v2(cgroup_root):
+        folders = _cgroup_dirs(cgroup_root, paths.get("", "/"))
+        names: tuple[str, ...] = ("cpuset.cpus.effective",)
+    else:
+        mount = cgroup_root / "cpuset"
+        folders = _cgroup_dirs(mount, paths.get("cpuset", "/")) if mount.is_dir() else []
+        names = ("cpuset.effective_cpus", "cpuset.cpus")
+    for folder in folders:  # the deepest one that says, which its ancestors contain
+        for name in names:
+            text = _read(folder / name)
+            if text:
+                with contextlib.suppress(ValueError):
+                    return len(parse_cpu_list(text))
+    return None
+
+
+def parse_cpu_list(text: str) -> set[int]:
+    """The kernel's CPU list format: `0-3,8,10-11`."""
+    cpus: set[int] = set()
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
 
 
 def resolve_workers(setting: int | str, cpus: int) -> int:
@@ -78,6 +186,19 @@ def run_dir() -> Path | None:
     """The shared run folder when this process is one of several workers, else None."""
     value = os.environ.get(RUN_DIR_ENV)
     return Path(value) if value else None
+
+
+DRAINING_NAME = "draining"
+
+
+def mark_draining(run_folder: Path) -> None:
+    """The service is shutting down: from now on every /readyz answers 503 (idempotent)."""
+    with contextlib.suppress(OSError):  # a folder already removed: nothing is served any more
+        (run_folder / DRAINING_NAME).touch()
+
+
+def is_draining(run_folder: Path) -> bool:
+    return (run_folder / DRAINING_NAME).exists()
 
 
 def _alive(pid: int) -> bool:
@@ -122,6 +243,8 @@ class Readiness:
             return False
         if self.folder is None:
             return True
+        if is_draining(self.folder.parent):
+            return False
         return ready_workers(self.folder.parent) >= self.workers
 
 
