@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 
 from pydantic import AfterValidator
 
 V = TypeVar("V")
+
 
 def tokenizer_name(language: str = "en") -> str:
     """The name a bundle records for spaCy's rule-based tokenizer of `language`."""
@@ -28,7 +29,7 @@ class Token(NamedTuple):
     end: int
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tokenizer(language: str = "en"):  # type: ignore[no-untyped-def]
     import spacy
 
@@ -41,7 +42,7 @@ def load_tokenizer(language: str) -> None:
     _tokenizer(language)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _splits_at_whitespace(language: str) -> bool:
     """spaCy's own `Tokenizer` cuts at whitespace first and tokenises each run alone; languages
     with another tokenizer class (Chinese, Korean, ...) do not, so runs cannot be cached."""
@@ -103,13 +104,13 @@ def tokenize_uncached(text: str, language: str = "en") -> list[Token]:
     return _tokens(_tokenizer(language), text)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _exceptions(language: str = "en") -> frozenset[str]:
     rules: dict[str, object] = _tokenizer(language).rules
     return frozenset(rules)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _contextual_cases(language: str = "en") -> frozenset[str]:
     """spaCy's special cases that start with punctuation, less (for English) the clitics its
     suffix rules split off anyway ("'s", "'ll"...): the ones its whole-text pass may treat
