@@ -399,3 +399,38 @@ def test_imdb_preset_runs_through_the_same_path(tmp_path: Path) -> None:
     assert m.labels == ["negative", "positive"]
     assert m.data["counts"] == {"train": 36, "dev": 4, "test": 40}
     assert set(m.metrics["test"]) >= {"accuracy", "precision", "recall", "f1", "macro_f1"}
+
+
+def test_choice_on_dev_over_word_vectors_with_class_weights(tmp_path: Path) -> None:
+    """Without --embedding the run tries GloVe (a tiny vectors file here), word2vec trained on
+    the training texts plus --unlabelled, and none; the best on dev is trained in full."""
+    rows = rows_pt(6, seed=5)
+    vocab = sorted({w for r in rows for w in r["text"].split()})
+    rng = np.random.default_rng(0)
+    glove = tmp_path / "vectors.txt"
+    glove.write_text(
+        "".join(f"{w} " + " ".join(f"{v:.3f}" for v in rng.normal(size=6)) + "\n" for w in vocab)
+    )
+    extra = tmp_path / "more.txt"
+    extra.write_text("".join(f"{r['text']}\n" for r in rows_pt(4, seed=6)), encoding="utf-8")
+    argv = ["--train", write_csv(tmp_path / "t.csv", rows), "--name", "w", "--language", "pt",
+            "--model-dir", tmp_path / "m", "--glove", glove, "--unlabelled", extra, "--class-weights",
+            "--cell", "gru", "--head", "final", "--hidden", "4", "--embedding-dim", "6", "--epochs", "1",
+            "--ablation-epochs", "1", "--w2v-epochs", "1", "--w2v-min-count", "1",
+            "--dev-fraction", "0.25"]  # fmt: skip
+    result = train_main([str(a) for a in argv])
+    m = read_manifest(result.path)
+    rows_tried = m.metrics["ablation"]["rows"]
+    assert [r["embedding"] for r in rows_tried] == ["glove50", "word2vec", "none"]
+    assert {(r["cell"], r["head"]) for r in rows_tried} == {("gru", "final")}
+    best = max(rows_tried, key=lambda r: r["val_accuracy"])["embedding"]
+    assert m.architecture["embedding_source"] == best
+    assert m.training["choice"].startswith("chosen on dev accuracy (3 runs)")
+    assert m.training["class_weights"] is True
+    tfidf = next(b for b in m.metrics["baselines"] if b["name"].startswith("TF-IDF"))
+    assert tfidf["class_weight"] == "balanced"
+    assert "## Options tried" in (result.path / "REPORT.md").read_text(encoding="utf-8")
+
+    w2v = train_main([str(a) for a in [*argv, "--embedding", "word2vec", "--force"]])
+    corpus = read_manifest(w2v.path).data["embedding"]["word2vec_training"]["corpus"]
+    assert corpus.startswith("the training file's 30 texts + 20 unlabelled")
