@@ -327,7 +327,8 @@ class Embeddings:
     def candidates(self) -> list[str]:
         """The sources a choice on dev tries: GloVe where there are vectors of the texts' language."""
         if self.args.preset == "imdb":
-            return ["glove50", "word2vec"]
+            # word2vec first: the shipped model's source, the default when nothing is chosen.
+            return ["word2vec", "glove50"]
         glove = self.args.glove is not None or (self.args.language == "en" and GLOVE_50D.is_file())
         return [*(["glove50"] if glove else []), "word2vec", "none"]
 
