@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from app.core.bundle import load_bundle, read_manifest
@@ -187,6 +188,14 @@ def test_one_class_only(tmp_path: Path) -> None:
     assert (err.path, err.line, err.column) == (path, 2, "label")
     assert "every row has the label 'pos'" in err.message
     assert "at least two classes" in err.message
+
+
+def test_too_few_rows_for_a_dev_part(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "t.csv", GOOD)  # three rows a class: 10% of three rounds to none
+    err = _fail(tmp_path, "--train", path)
+    assert err.path == path
+    assert "too few rows" in err.message
+    assert "--dev" in err.message
 
 
 def test_test_label_unseen_in_train(tmp_path: Path) -> None:
@@ -434,3 +443,32 @@ def test_choice_on_dev_over_word_vectors_with_class_weights(tmp_path: Path) -> N
     w2v = train_main([str(a) for a in [*argv, "--embedding", "word2vec", "--force"]])
     corpus = read_manifest(w2v.path).data["embedding"]["word2vec_training"]["corpus"]
     assert corpus.startswith("the training file's 30 texts + 20 unlabelled")
+
+
+def test_vectors_vocab_and_frozen_embeddings(tmp_path: Path) -> None:
+    """--vectors-vocab adds the vectors file's words no training text has, with their vectors;
+    --freeze-embeddings keeps every vector as it was; --report-copy copies REPORT.md."""
+    rows = rows_pt(4, seed=7)
+    rng = np.random.default_rng(1)
+    extra_words = ["inédito", "sublime"]  # in the vectors file, in no training text
+    words = [*extra_words, *sorted({w for r in rows for w in r["text"].split()})]
+    glove = tmp_path / "vectors.txt"
+    glove.write_text(
+        "".join(f"{w} " + " ".join(f"{v:.4f}" for v in rng.normal(size=5)) + "\n" for w in words)
+    )
+    copy = tmp_path / "reports" / "w.md"
+    argv = ["--train", write_csv(tmp_path / "t.csv", rows), "--name", "w", "--language", "pt",
+            "--model-dir", tmp_path / "m", "--glove", glove, "--embedding", "glove50", "--vectors-vocab", "2",
+            "--freeze-embeddings", "--no-search", "--hidden", "4", "--epochs", "1",
+            "--report-copy", copy, "--dev-fraction", "0.25"]  # fmt: skip
+    result = train_main([str(a) for a in argv])
+    bundle = load_bundle(result.path)
+    vocab = bundle.read_lines("vocab")
+    assert vocab[-2:] == extra_words
+    weights = torch.jit.load(str(bundle.artifact("torchscript"))).state_dict()
+    table = next(v for k, v in weights.items() if k.endswith("embedding.weight")).numpy()
+    vectors = {line.split(" ")[0]: np.array(line.split(" ")[1:], dtype=np.float32)
+               for line in glove.read_text().splitlines()}  # fmt: skip
+    for word in (*extra_words, "excelente"):
+        np.testing.assert_allclose(table[vocab.index(word)], vectors[word], atol=1e-6)
+    assert copy.read_text(encoding="utf-8") == (result.path / "REPORT.md").read_text(encoding="utf-8")

@@ -141,6 +141,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-length", type=int, default=None, help="tokens kept per text (head+tail)")
     p.add_argument("--max-minutes", type=float, default=None, help="time cap of the final training")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--dropout", type=float, default=0.5, help="before the classifier")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--freeze-embeddings", action="store_true", help="keep the initial word vectors")
+    p.add_argument(
+        "--vectors-vocab",
+        type=int,
+        default=0,
+        help="with --embedding glove50: add the vectors file's N most frequent words to the "
+        "vocabulary (best with --freeze-embeddings: words no training text has keep their meaning)",
+    )
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--vocab-size", type=int, default=None)
     p.add_argument("--min-freq", type=int, default=None)
@@ -183,6 +193,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--readme-section",
         help="also write the run's figures between <!-- NAME:start --> and <!-- NAME:end --> in README.md",
     )
+    p.add_argument(
+        "--report-copy",
+        type=Path,
+        help="also copy REPORT.md here (e.g. into the repository, when the bundle goes to a scratch dir)",
+    )
     p.add_argument("--version", default=None, help="default: 1.0.0 for a new name, else the next minor")
     args = p.parse_args(argv)
     args.preset = "files" if args.train else "imdb"
@@ -206,6 +221,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         load_tokenizer(args.language)
     except Exception as exc:
         p.error(f"--language {args.language!r}: spaCy has no rule-based tokenizer for it ({exc})")
+    if args.vectors_vocab and args.embedding != "glove50":
+        p.error("--vectors-vocab adds words of the --glove file: it needs --embedding glove50")
     if args.embedding == "glove50" and args.language != "en" and args.glove is None:
         p.error("the default GloVe vectors are English: give --glove PATH with vectors of your language")
     return args
@@ -300,6 +317,8 @@ def prepare_data(args: argparse.Namespace, data: Dataset) -> Prepared:
     }
     # The vocabulary comes from the training part only, so dev words can be unknown too.
     vocab = build_vocab(tokens["train"], args.vocab_size, args.min_freq)
+    if args.vectors_vocab:
+        vocab += vector_words(args.glove or GLOVE_50D, args.vectors_vocab, set(vocab))
     index = {w: i for i, w in enumerate(vocab)}
     ids = {
         name: ([encode(t, index) for t in tokens[name]], data.ids(examples))
@@ -311,6 +330,24 @@ def prepare_data(args: argparse.Namespace, data: Dataset) -> Prepared:
 
 # ----------------------------------------------------------------------------------------------
 # word vectors
+
+
+def vector_words(path: Path, n: int, known: set[str]) -> list[str]:
+    """The first `n` words of a vectors file (GloVe lists the most frequent first) that the
+    vocabulary lacks and that a token could be (no whitespace)."""
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    out: list[str] = []
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for i, line in enumerate(fh):
+            if i >= n:
+                break
+            word = line.split(" ", 1)[0]
+            if word and word not in known and not any(ch.isspace() for ch in word):
+                known.add(word)
+                out.append(word)
+    return out
 
 
 class Embeddings:
@@ -413,6 +450,9 @@ def base_config(args: argparse.Namespace) -> Config:
         patience=args.patience,
         select=args.select,
         class_weights=args.class_weights,
+        dropout=args.dropout,
+        weight_decay=args.weight_decay,
+        freeze_embedding=args.freeze_embeddings,
     )
 
 
@@ -624,6 +664,10 @@ def main(argv: list[str] | None = None) -> RunResult:
     log.info("bundle written to %s", path)
     report_path = rpt.write(path, facts)
     log.info("report written to %s", report_path)
+    if args.report_copy:
+        args.report_copy.parent.mkdir(parents=True, exist_ok=True)
+        args.report_copy.write_text(report_path.read_text(encoding="utf-8"), encoding="utf-8")
+        report_path = args.report_copy
     if args.readme_section:
         try:
             replace_readme_section(args.readme_section, rpt.readme_markdown(facts, report_path))

@@ -123,6 +123,19 @@ def stratified_split(
     return sorted(train_idx), sorted(dev_idx)
 
 
+def label_order(train: Sequence[Example], path: Path, column: str) -> list[str]:
+    """The training labels in the bundle's stable order; a DataFileError for a single class."""
+    order = sorted_labels([e.label for e in train])
+    if len(order) < 2:
+        raise DataFileError(
+            path,
+            f"every row has the label {order[0]!r}: a classifier needs at least two classes",
+            train[0].line,
+            column,
+        )
+    return order
+
+
 def from_examples(
     *,
     name: str,
@@ -139,15 +152,7 @@ def from_examples(
 ) -> Dataset:
     """The Dataset both the files and the presets end in: label order fixed, dev taken from train
     (seeded, stratified) when there is no dev file."""
-    order = list(labels) if labels is not None else sorted_labels([e.label for e in train])
-    if len(set(order)) < 2:
-        where = train_path or Path(name)
-        raise DataFileError(
-            where,
-            f"every row has the label {order[0]!r}: a classifier needs at least two classes",
-            train[0].line if train else None,
-            label_column,
-        )
+    order = list(labels) if labels is not None else label_order(train, train_path or Path(name), label_column)
     index = {label: i for i, label in enumerate(order)}
     train_file_texts = [e.text for e in train]
     if dev is None:
@@ -155,6 +160,12 @@ def from_examples(
         dev = [train[i] for i in dv]
         train = [train[i] for i in tr]
         origin = f"seeded (seed {seed}), label-stratified {dev_fraction:.0%} of the training file"
+        if not dev:
+            raise DataFileError(
+                train_path or Path(name),
+                f"too few rows to set {dev_fraction:.0%} of each class aside for dev: "
+                "give a --dev file or a larger --dev-fraction",
+            )
     else:
         origin = "dev file"
     return Dataset(
@@ -200,6 +211,10 @@ def load_files(
     dev_examples = read_labelled(dev, text_column, label_column, fmt) if dev else None
     test_examples = read_labelled(test, text_column, label_column, fmt) if test else None
     extra = read_unlabelled(unlabelled, text_column, fmt) if unlabelled else []
+    labels = label_order(train_examples, train, label_column)
+    for path, examples in ((dev, dev_examples), (test, test_examples)):
+        if path is not None and examples is not None:
+            check_labels(path, examples, labels, label_column)
     data = from_examples(
         name=name,
         train=train_examples,
@@ -210,10 +225,8 @@ def load_files(
         unlabelled=extra,
         train_path=train,
         label_column=label_column,
+        labels=labels,
     )
-    for path, examples in ((dev, dev_examples), (test, test_examples)):
-        if path is not None and examples is not None:
-            check_labels(path, examples, data.labels, label_column)
     files = {"train": train, "dev": dev, "test": test, "unlabelled": unlabelled}
     data.source = {
         "files": {k: str(p) for k, p in files.items() if p is not None},

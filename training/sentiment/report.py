@@ -180,7 +180,8 @@ def _config_line(f: Facts) -> str:
     return (
         f"{c.layers}-layer bi-{c.cell.upper()} ({c.hidden}/direction), {c.head} head, "
         f"{f.embedding['source']} {f.embedding['dim']}d embedding, max_length {c.max_length} (head+tail), "
-        f"vocabulary {f.vocab_size:,}, class weights {'on' if c.class_weights else 'off'}, seed {c.seed}"
+        f"vocabulary {f.vocab_size:,}{' (vectors frozen)' if c.freeze_embedding else ''}, "
+        f"class weights {'on' if c.class_weights else 'off'}, seed {c.seed}"
     )
 
 
@@ -214,7 +215,14 @@ def sections(f: Facts) -> list[tuple[str, str]]:
     tried = "No choice on dev in this run."
     if f.ablation:
         rows = [
-            [r["embedding"], r["cell"], r["head"], r["val_accuracy"], r["val_macro_f1"], r["minutes"]]
+            [
+                r["embedding"],
+                r["cell"],
+                r["head"],
+                r["val_accuracy"],
+                r["val_macro_f1"],
+                f"{r['minutes']:.1f}",
+            ]
             for r in sorted(f.ablation, key=lambda r: -r[f"val_{f.cfg.select}"])
         ]
         tried = f"Budget per run: {f.ablation_budget}.\n\n" + table(

@@ -44,6 +44,9 @@ class Config:
     seed: int = 13
     select: str = "accuracy"  # validation metric for early stopping: "accuracy" or "macro_f1"
     class_weights: bool = False  # weigh the loss so every class counts the same
+    # Keep the initial vectors: words met only in dev, test or production keep their meaning
+    # relative to the trained ones (see --vectors-vocab).
+    freeze_embedding: bool = False
 
     @property
     def head_tokens(self) -> int:
@@ -197,7 +200,10 @@ def train(
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     net = build_net(cfg, embedding, len(label_names))
-    optimiser = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.freeze_embedding:
+        net.embedding.weight.requires_grad_(False)
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     weight = None
     if cfg.class_weights:
         weight = torch.tensor(class_weights(train_data.labels, len(label_names)), dtype=torch.float32)
