@@ -34,7 +34,7 @@ from app.core.bundle import BundleError, read_manifest, resolve_bundle_dir, vers
 from training.bundle import DEFAULT_MODEL_DIR, replace_readme_section, shipped_metric
 from training.logs import setup_logging
 from training.sentiment.cache import DEFAULT_CACHE_DIR
-from training.sentiment.data import DEFAULT_DATA_DIR, LOWERCASE, build_vocab, encode
+from training.sentiment.data import DEFAULT_DATA_DIR, LOWERCASE, UNK_ID, build_vocab, encode
 from training.sentiment.dataset import Dataset, Example, load_files
 from training.sentiment.embeddings import GLOVE_50D, embedding_matrix, random_matrix
 from training.sentiment.export import TASK, export
@@ -148,8 +148,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--vectors-vocab",
         type=int,
         default=0,
-        help="with --embedding glove50: add the vectors file's N most frequent words to the "
-        "vocabulary (best with --freeze-embeddings: words no training text has keep their meaning)",
+        help="add the --glove file's N most frequent words to the vocabulary (best with "
+        "--freeze-embeddings: words no training text has keep their meaning; under the other "
+        "embeddings they read as <unk>)",
     )
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--vocab-size", type=int, default=None)
@@ -221,8 +222,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         load_tokenizer(args.language)
     except Exception as exc:
         p.error(f"--language {args.language!r}: spaCy has no rule-based tokenizer for it ({exc})")
-    if args.vectors_vocab and args.embedding != "glove50":
-        p.error("--vectors-vocab adds words of the --glove file: it needs --embedding glove50")
+    if args.vectors_vocab and not (args.glove or GLOVE_50D).is_file():
+        p.error(f"--vectors-vocab adds words of the --glove file; there is no {args.glove or GLOVE_50D}")
     if args.embedding == "glove50" and args.language != "en" and args.glove is None:
         p.error("the default GloVe vectors are English: give --glove PATH with vectors of your language")
     return args
@@ -301,6 +302,7 @@ class Prepared:
     tokens: dict[str, list[tuple[str, ...]]]
     ids: dict[str, tuple[list[list[int]], list[int]]]
     train_lengths: list[int]
+    trained_words: int  # vocabulary entries from the training texts; the rest: --vectors-vocab
 
 
 def prepare_data(args: argparse.Namespace, data: Dataset) -> Prepared:
@@ -317,6 +319,7 @@ def prepare_data(args: argparse.Namespace, data: Dataset) -> Prepared:
     }
     # The vocabulary comes from the training part only, so dev words can be unknown too.
     vocab = build_vocab(tokens["train"], args.vocab_size, args.min_freq)
+    trained_words = len(vocab)
     if args.vectors_vocab:
         vocab += vector_words(args.glove or GLOVE_50D, args.vectors_vocab, set(vocab))
     index = {w: i for i, w in enumerate(vocab)}
@@ -325,7 +328,7 @@ def prepare_data(args: argparse.Namespace, data: Dataset) -> Prepared:
         for name, examples in splits.items()
     }
     tokenise.cache_clear()
-    return Prepared(vocab, tokens, ids, [len(t) for t in tokens["train"]])
+    return Prepared(vocab, tokens, ids, [len(t) for t in tokens["train"]], trained_words)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -353,10 +356,13 @@ def vector_words(path: Path, n: int, known: set[str]) -> list[str]:
 class Embeddings:
     """Initial embedding matrices by source name, built once per run."""
 
-    def __init__(self, args: argparse.Namespace, data: Dataset, vocab: list[str], workdir: Path) -> None:
+    def __init__(
+        self, args: argparse.Namespace, data: Dataset, vocab: list[str], trained_words: int, workdir: Path
+    ) -> None:
         self.args = args
         self.data = data
         self.vocab = vocab
+        self.trained_words = trained_words
         self.workdir = workdir
         self.word2vec_info: dict[str, Any] = {}
         self._cache: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
@@ -428,6 +434,9 @@ class Embeddings:
                     path = self.args.glove or GLOVE_50D
                 matrix, stats = embedding_matrix(self.vocab, path, self.args.seed)
                 info = {**stats, "file": path.name}
+            if name != "glove50":
+                # Words taken from the GloVe file only: no vector of this source, so <unk>'s.
+                matrix[self.trained_words :] = matrix[UNK_ID]
             self._cache[name] = (matrix, info)
             log.info("embedding %s: %s", name, info)
         return self._cache[name]
@@ -574,13 +583,19 @@ def main(argv: list[str] | None = None) -> RunResult:
     log.info("vocabulary %d words; train token lengths %s", len(prepared.vocab), lengths)
 
     with tempfile.TemporaryDirectory(prefix="textcls-") as workdir:
-        embeddings = Embeddings(args, data, prepared.vocab, Path(workdir))
+        embeddings = Embeddings(args, data, prepared.vocab, prepared.trained_words, Path(workdir))
         candidates = embeddings.candidates()
         ablation = [] if args.no_ablation else run_ablation(args, data, prepared, embeddings)
         cfg = final_config(args, ablation, candidates)
         log.info("final config %s", cfg)
         matrix, emb_info = embeddings.get(cfg.embedding)
-        emb_info = {**emb_info, "source": cfg.embedding, "candidates": candidates}
+        emb_info = {
+            **emb_info,
+            "source": cfg.embedding,
+            "candidates": candidates,
+            "frozen": cfg.freeze_embedding,
+            "words_from_vectors_file": len(prepared.vocab) - prepared.trained_words,
+        }
         if cfg.embedding == "word2vec":
             emb_info["word2vec_training"] = embeddings.word2vec_info
 

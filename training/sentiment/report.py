@@ -209,6 +209,11 @@ def sections(f: Facts) -> list[tuple[str, str]]:
         f"vocabulary coverage {emb['vocab_coverage']:.1%}); "
         f"candidates {', '.join(emb['candidates'])}. Embedding, cell and head: {f.choice}."
     )
+    if emb.get("words_from_vectors_file"):
+        emb_line += (
+            f" {emb['words_from_vectors_file']:,} words of the vectors file that no training text has "
+            "joined the vocabulary (--vectors-vocab)."
+        )
     if emb.get("word2vec_training"):
         w = emb["word2vec_training"]
         emb_line += f" word2vec: {w.get('corpus')}, {w.get('epochs')} epoch(s), {w.get('words'):,} words."
