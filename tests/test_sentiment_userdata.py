@@ -472,3 +472,21 @@ def test_vectors_vocab_and_frozen_embeddings(tmp_path: Path) -> None:
     for word in (*extra_words, "excelente"):
         np.testing.assert_allclose(table[vocab.index(word)], vectors[word], atol=1e-6)
     assert copy.read_text(encoding="utf-8") == (result.path / "REPORT.md").read_text(encoding="utf-8")
+
+
+def test_vectors_vocab_words_read_as_unk_under_other_embeddings(tmp_path: Path) -> None:
+    rows = rows_pt(4, seed=8)
+    glove = tmp_path / "vectors.txt"
+    glove.write_text("inédito 0.1 0.2 0.3\nsublime 0.4 0.5 0.6\n")
+    argv = ["--train", write_csv(tmp_path / "t.csv", rows), "--name", "u", "--language", "pt",
+            "--model-dir", tmp_path / "m", "--glove", glove, "--embedding", "none", "--embedding-dim", "3",
+            "--vectors-vocab", "2", "--freeze-embeddings", "--no-search", "--hidden", "4", "--epochs", "1",
+            "--dev-fraction", "0.25"]  # fmt: skip
+    bundle = load_bundle(train_main([str(a) for a in argv]).path)
+    vocab = bundle.read_lines("vocab")
+    weights = torch.jit.load(str(bundle.artifact("torchscript"))).state_dict()
+    table = next(v for k, v in weights.items() if k.endswith("embedding.weight")).numpy()
+    assert vocab[-2:] == ["inédito", "sublime"]
+    for word in ("inédito", "sublime"):
+        np.testing.assert_array_equal(table[vocab.index(word)], table[vocab.index("<unk>")])
+    assert not np.array_equal(table[vocab.index("excelente")], table[vocab.index("<unk>")])
