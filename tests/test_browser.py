@@ -135,7 +135,7 @@ def test_redoc_renders(page: tuple[Page, Recorder], server: str) -> None:
     p, recorder = page
     p.goto(f"{server}/redoc")
     expect(p.locator("h1").first).to_contain_text("lstm-serve")
-    expect(p.locator("h2", has_text="Classify reviews as positive or negative").first).to_be_visible()
+    expect(p.locator("h2", has_text="Classify texts into the served model's labels").first).to_be_visible()
     for tag in ("sentiment", "ner", "forecast"):
         expect(p.get_by_role("menuitem", name=tag, exact=True)).to_be_visible()
     assert_stayed_home(recorder, server)

@@ -308,8 +308,8 @@ def pt_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "unlabelled": write(root / "more.txt", "O Tribunal decidiu em Brasília.\nA Lei 8.666 foi citada.\n"),
     }
     model_dir = root / "models"
-    # Named after the task until the multi-model loader lands: the service finds models/ner.
-    args = ["--model-dir", model_dir, "--name", "ner", *TINY, "--embeddings", "word2vec"]
+    # A name of its own: /ner serves it by its manifest's task, chosen as the only model.
+    args = ["--model-dir", model_dir, "--name", "lener", *TINY, "--embeddings", "word2vec"]
     args += [f"--{k}={v}" for k, v in files.items()]
     assert main([str(a) for a in args]) == 0
     return {**files, "models": model_dir, "args": [str(a) for a in args]}
@@ -317,7 +317,7 @@ def pt_model(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def pt_client(pt_model: dict[str, Any]) -> Iterator[TestClient]:
-    settings = Settings(_env_file=None, model_dir=pt_model["models"], models="ner")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, model_dir=pt_model["models"], models="lener")  # type: ignore[call-arg]
     with TestClient(create_app(settings, task_packages=NER_ONLY)) as c:
         yield c
 
@@ -332,7 +332,7 @@ EXPECTED = [
 
 
 def test_bundle_records_its_types_language_scheme_and_report(pt_model: dict[str, Any]) -> None:
-    bundle = pt_model["models"] / "ner" / "1.0.0"
+    bundle = pt_model["models"] / "lener" / "1.0.0"
     m = read_manifest(bundle)
     types = ["LEGISLACAO", "LOCAL", "ORGANIZACAO", "PESSOA"]
     assert m.labels == ["O"] + [f"{p}-{t}" for t in types for p in "BIES"]
@@ -364,11 +364,14 @@ def test_bundle_records_its_types_language_scheme_and_report(pt_model: dict[str,
 
 
 def test_served_answers_use_the_bundles_types(pt_client: TestClient) -> None:
-    models = pt_client.get("/models").json()["ner"]["manifest"]
-    assert "S-LEGISLACAO" in models["labels"]
-    assert models["preprocessing"]["language"] == "pt"
+    (info,) = pt_client.get("/models").json()["models"]
+    assert (info["name"], info["task"], info["default"]) == ("lener", "ner", True)
+    assert set(info["labels"]) == {"PESSOA", "ORGANIZACAO", "LEGISLACAO", "LOCAL"}
+    assert "S-LEGISLACAO" in info["manifest"]["labels"]
+    assert info["manifest"]["preprocessing"]["language"] == "pt"
     r = pt_client.post("/ner", json={"texts": [TEXT], "return_tags": True})
     assert r.status_code == 200, r.text
+    assert (r.json()["model"], r.json()["version"]) == ("lener", "1.0.0")
     result = r.json()["results"][0]
     # raw text is cut by spaCy's Portuguese rules
     assert [t["text"] for t in result["tokens"]] == [t.text for t in tokenize_blank(TEXT, "pt")]
@@ -386,10 +389,10 @@ def test_bulk_scoring_agrees_with_the_api(
     pt_model: dict[str, Any], pt_client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MODEL_DIR", str(pt_model["models"]))
-    monkeypatch.setenv("MODELS", "ner")
+    monkeypatch.setenv("MODELS", "lener")
     words, _ = sentence(2)
     src = write_jsonl(tmp_path / "docs.jsonl", [{"text": TEXT}, {"tokens": words}])
-    score("ner", src, tmp_path / "out.jsonl", "--option", "return_tags=true")
+    score("ner", src, tmp_path / "out.jsonl", "--model", "lener", "--option", "return_tags=true")
     got = read_jsonl(tmp_path / "out.jsonl")
     texts = pt_client.post("/ner", json={"texts": [TEXT], "return_tags": True}).json()["results"]
     pre = pt_client.post("/ner", json={"tokens": [words], "return_tags": True}).json()["results"]
@@ -406,26 +409,27 @@ def test_openapi_takes_the_types_from_the_bundle(pt_client: TestClient) -> None:
     label = spec["components"]["schemas"]["Entity"]["properties"]["label"]["description"]
     assert "GET /models" in label
     assert "training data" in label
-    assert "language" in spec["components"]["schemas"]["NerRequest"]["properties"]["texts"]["description"]
+    texts = spec["components"]["schemas"]["NerTextsRequest"]["properties"]["texts"]
+    assert "language" in texts["description"]
 
 
 def test_a_run_replaces_only_a_bundle_it_beat(
     pt_model: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     args: list[str] = pt_model["args"]
-    bundle = pt_model["models"] / "ner" / "1.0.0"
+    bundle = pt_model["models"] / "lener" / "1.0.0"
     before = (bundle / "manifest.json").read_bytes()
     # a shorter run does no better on dev, so the bundle stays as it was
     assert main([*args, "--epochs", "1"]) == 0
     assert (bundle / "manifest.json").read_bytes() == before
-    assert "not writing a bundle: ner 1.0.0 has dev F1" in caplog.text
+    assert "not writing a bundle: lener 1.0.0 has dev F1" in caplog.text
     # another dev file: the old figure says nothing, so only --force writes
     other_dev = write(pt_model["dev"].with_name("dev2.conll"), corpus(5, start=40))
     assert main([*args, "--epochs", "1", f"--dev={other_dev}"]) == 0
     assert "selected on another dev file" in caplog.text
     assert (bundle / "manifest.json").read_bytes() == before
     assert main([*args, "--epochs", "1", "--version", "1.1.0", "--force"]) == 0
-    assert read_manifest(pt_model["models"] / "ner" / "1.1.0").training["epochs_run"] == 1
+    assert read_manifest(pt_model["models"] / "lener" / "1.1.0").training["epochs_run"] == 1
     assert (bundle / "manifest.json").read_bytes() == before  # a new version leaves 1.0.0 alone
 
 
@@ -466,7 +470,7 @@ def test_a_posted_sentence_is_one_sequence_and_texts_are_cut_at_sentence_ends(
     from app.ner.schemas import NerRequest
     from app.ner.task import NerTask
 
-    bundle = load_bundle(pt_model["models"] / "ner" / "1.0.0")
+    bundle = load_bundle(pt_model["models"] / "lener" / "1.0.0")
     task = NerTask(bundle, load_backend("onnx", bundle, "cpu"))
     limits = InputLimits(4, 1000, 50, 1)
     words = ["Ver", "o", "art", ".", "5", "da", "Lei", "8.666", "."]
@@ -513,7 +517,7 @@ def test_no_data_arguments_train_the_conll_preset(tmp_path: Path) -> None:
 def test_readme_figures_are_cut_from_the_runs_report(pt_model: dict[str, Any]) -> None:
     from training.ner.__main__ import readme_markdown
 
-    bundle = pt_model["models"] / "ner" / "1.0.0"
+    bundle = pt_model["models"] / "lener" / "1.0.0"
     section = readme_markdown(bundle / "REPORT.md")
     assert section.startswith("**NER model ner 1.0.0: test.conll (test) entity F1 ")
     assert [line for line in section.splitlines() if line.startswith("#")] == [

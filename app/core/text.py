@@ -7,14 +7,20 @@ import re
 import sys
 import unicodedata
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 
 from pydantic import AfterValidator
 
 V = TypeVar("V")
 
-TOKENIZER_NAME = "spacy.blank('en') tokenizer"
+
+def tokenizer_name(language: str = "en") -> str:
+    """The name a bundle records for spaCy's rule-based tokenizer of `language`."""
+    return f"spacy.blank({language!r}) tokenizer"
+
+
+TOKENIZER_NAME = tokenizer_name("en")
 _BR = re.compile(r"<br\s*/?>", re.I)
 
 
@@ -45,9 +51,24 @@ def _spacy() -> Any:
     return spacy
 
 
-@lru_cache(maxsize=1)
-def _tokenizer():  # type: ignore[no-untyped-def]
-    return _spacy().blank("en").tokenizer
+@cache
+def _tokenizer(language: str = "en"):  # type: ignore[no-untyped-def]
+    return _spacy().blank(language).tokenizer
+
+
+def load_tokenizer(language: str) -> None:
+    """Build `language`'s tokenizer now, so an unknown language (or one whose tokenizer needs a
+    package that is not installed, e.g. Japanese) fails at start-up rather than on a request."""
+    _tokenizer(language)
+
+
+@cache
+def _splits_at_whitespace(language: str) -> bool:
+    """spaCy's own `Tokenizer` cuts at whitespace first and tokenises each run alone; languages
+    with another tokenizer class (Chinese, Korean, ...) do not, so runs cannot be cached."""
+    from spacy.tokenizer import Tokenizer
+
+    return type(_tokenizer(language)) is Tokenizer
 
 
 def spacy_version() -> str:
@@ -79,36 +100,41 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-def run_pieces(run: str) -> tuple[tuple[tuple[str, int], ...], bool]:
+def run_pieces(run: str, language: str = "en") -> tuple[tuple[tuple[str, int], ...], bool]:
     """spaCy's tokens of one whitespace run, as (text, offset into the run), and whether one of
     them is a special case spaCy's whole-text pass may treat differently (`_contextual_cases`):
-    then the run's text must be tokenised whole (`tokenize_uncached`)."""
-    if run.isalpha() and run not in _exceptions():
+    then the run's text must be tokenised whole (`tokenize_uncached`). For a language whose
+    tokenizer does not cut at whitespace first, every run says so."""
+    if language == "en" and run.isalpha() and run not in _exceptions(language):
         # Letters only, and not one of spaCy's exceptions ("Cannot", "Dont"): one token. Every
         # English prefix, suffix, infix and URL rule needs punctuation, a digit or a symbol; this
-        # skips building a Doc (~30 us) for a third of the runs a cache has not met.
+        # skips building a Doc (~30 us) for a third of the runs a cache has not met. Checked for
+        # English only (other languages' rules split letters, e.g. Chinese, or were not measured).
         return ((run, 0),), False
-    pieces = tuple((t.text, t.idx) for t in _tokenizer()(run) if not t.is_space)
-    return pieces, any(piece in _contextual_cases() for piece, _ in pieces)
+    if not _splits_at_whitespace(language):
+        return ((run, 0),), True
+    pieces = tuple((t.text, t.idx) for t in _tokenizer(language)(run) if not t.is_space)
+    return pieces, any(piece in _contextual_cases(language) for piece, _ in pieces)
 
 
-def tokenize_uncached(text: str) -> list[Token]:
+def tokenize_uncached(text: str, language: str = "en") -> list[Token]:
     """spaCy's tokens for the whole text at once: what `tokenize` must equal."""
-    return _tokens(_tokenizer(), text)
+    return _tokens(_tokenizer(language), text)
 
 
-@lru_cache(maxsize=1)
-def _exceptions() -> frozenset[str]:
-    rules: dict[str, object] = _tokenizer().rules
+@cache
+def _exceptions(language: str = "en") -> frozenset[str]:
+    rules: dict[str, object] = _tokenizer(language).rules
     return frozenset(rules)
 
 
-@lru_cache(maxsize=1)
-def _contextual_cases() -> frozenset[str]:
-    """spaCy's special cases that start with punctuation, less the clitics its suffix rules split
-    off anyway ("'s", "'ll"...): the ones its whole-text pass may treat differently."""
-    rules: dict[str, object] = _tokenizer().rules
-    clitics = {"'", "''", "'s", "'S", "'d", "'ll", "'re", "'m", "'ve"}
+@cache
+def _contextual_cases(language: str = "en") -> frozenset[str]:
+    """spaCy's special cases that start with punctuation, less (for English) the clitics its
+    suffix rules split off anyway ("'s", "'ll"...): the ones its whole-text pass may treat
+    differently. Other languages keep every such case: their suffix rules were not checked."""
+    rules: dict[str, object] = _tokenizer(language).rules
+    clitics = {"'", "''", "'s", "'S", "'d", "'ll", "'re", "'m", "'ve"} if language == "en" else set()
     return frozenset(k for k in rules if k and not k[0].isalnum() and k not in clitics)
 
 
@@ -208,21 +234,10 @@ def tokenize_conll(text: str) -> list[Token]:
     return merged
 
 
-def blank_tokenizer_name(language: str) -> str:
-    return f"spacy.blank({language!r}) tokenizer"
-
-
-@lru_cache(maxsize=8)
-def _blank_tokenizer(language: str):  # type: ignore[no-untyped-def]
-    import spacy
-
-    return spacy.blank(language).tokenizer
-
-
 def tokenize_blank(text: str, language: str) -> list[Token]:
     """spaCy's rule-based tokenizer for `language` (an ISO code such as "pt"; the rules ship
     inside spaCy, nothing is downloaded): the tokenizer of a model trained on another language."""
-    return _tokens(_blank_tokenizer(language), text)
+    return _tokens(_tokenizer(language), text)
 
 
 # Characters that show nothing: whitespace, control and format characters (zero-width space and

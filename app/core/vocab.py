@@ -31,11 +31,17 @@ class TextSection(Section):
     @classmethod
     def _this_tokenizer(cls, value: str) -> str:
         # Ids only mean the same thing when the text is cut into the same tokens.
-        if value != cls.expected_tokenizer:
+        if not cls.accepts_tokenizer(value):
             raise ValueError(
                 f"trained with tokenizer {value!r}, this service tokenises with {cls.expected_tokenizer!r}"
             )
         return value
+
+    @classmethod
+    def accepts_tokenizer(cls, value: str) -> bool:
+        """Whether this service can cut text as `value` names (a section whose tokenizer depends
+        on another field, such as a language, checks that pairing itself)."""
+        return value == cls.expected_tokenizer
 
     @model_validator(mode="after")
     def _ids_in_vocabulary(self) -> TextSection:

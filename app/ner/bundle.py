@@ -11,7 +11,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from app.core.bundle import Section
-from app.core.text import CONLL_TOKENIZER_NAME, Token, blank_tokenizer_name, tokenize_blank, tokenize_conll
+from app.core.text import CONLL_TOKENIZER_NAME, Token, tokenize_blank, tokenize_conll
+from app.core.text import tokenizer_name as blank_tokenizer_name
 from app.core.vocab import TextSection
 from app.ner.features import CASES, MAX_WORD_CHARS, PAD_ID
 

@@ -1,4 +1,4 @@
-"""Sentiment: a BiLSTM trained on IMDB, served at POST /sentiment."""
+"""Text classification (the shipped model: IMDB sentiment), served at POST /sentiment."""
 
 from app.sentiment.routes import router
 from app.sentiment.task import SentimentTask as Task

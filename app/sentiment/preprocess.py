@@ -10,15 +10,25 @@ from typing import TypeVar
 import numpy as np
 
 from app.core.bundle import Bundle
-from app.core.text import RunCache, Token, clean_html_breaks, run_pieces, tokenize, tokenize_uncached
+from app.core.text import (
+    RunCache,
+    Token,
+    clean_html_breaks,
+    load_tokenizer,
+    run_pieces,
+    tokenize,
+    tokenize_uncached,
+)
 from app.sentiment.bundle import SentimentSection
 
 T = TypeVar("T")
 
 
-def split_tokens(text: str) -> list[Token]:
+def split_tokens(text: str, language: str = "en") -> list[Token]:
     """Tokens as the model sees them, before lower-casing (their text is what the API shows)."""
-    return tokenize(clean_html_breaks(text))
+    cleaned = clean_html_breaks(text)
+    # English has the module-wide run cache; other languages are cached per Preprocessor.
+    return tokenize(cleaned) if language == "en" else tokenize_uncached(cleaned, language)
 
 
 def normalise(tokens: Sequence[Token], lowercase: bool) -> list[str]:
@@ -29,8 +39,8 @@ def normalise_texts(texts: Sequence[str], lowercase: bool) -> list[str]:
     return [t.lower() for t in texts] if lowercase else list(texts)
 
 
-def preprocess(text: str, lowercase: bool = True) -> list[str]:
-    return normalise(split_tokens(text), lowercase)
+def preprocess(text: str, lowercase: bool = True, language: str = "en") -> list[str]:
+    return normalise(split_tokens(text, language), lowercase)
 
 
 def truncate(seq: Sequence[T], max_length: int, head: int) -> list[T]:
@@ -63,6 +73,11 @@ class Preprocessor:
         self.head_tokens = section.head_tokens
         self.pad_id = section.pad_id
         self.unk_id = section.unk_id
+        self.language = section.language
+        try:
+            load_tokenizer(self.language)
+        except Exception as exc:  # spaCy raises ImportError or its own error for unknown codes
+            raise bundle.field_error("language", f"spaCy cannot tokenise {self.language!r}: {exc}") from None
         # Whitespace run -> its tokens' text and ids (None: the run needs whole-text spaCy).
         self.runs: RunCache[tuple[tuple[str, ...], tuple[int, ...]] | None] = RunCache(self._run_ids)
 
@@ -90,7 +105,7 @@ class Preprocessor:
         for run in cleaned.split():
             known = recent[run] if run in recent else self.runs.get(run)
             if known is None:
-                return self.prepare(tokenize_uncached(cleaned))
+                return self.prepare(tokenize_uncached(cleaned, self.language))
             words.extend(known[0])
             ids.extend(known[1])
         n_tokens = len(words)
@@ -100,6 +115,6 @@ class Preprocessor:
         return SentimentItem(np.asarray(ids, dtype=np.int64), words, n_tokens, n_tokens > self.max_length)
 
     def _run_ids(self, run: str) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
-        pieces, contextual = run_pieces(run)
+        pieces, contextual = run_pieces(run, self.language)
         texts = tuple(piece for piece, _ in pieces)
         return None if contextual else (texts, tuple(self.encode(normalise_texts(texts, self.lowercase))))

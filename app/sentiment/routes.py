@@ -17,7 +17,13 @@ SentimentService = Annotated[
 
 
 @router.post(
-    "/sentiment", response_model=SentimentResponse, summary="Classify reviews as positive or negative"
+    "/sentiment",
+    response_model=SentimentResponse,
+    summary="Classify texts into the served model's labels",
+    description="Each text gets the most probable of the model's labels and every label's "
+    "probability. The labels come from the model's bundle (GET /models: `labels`): the shipped "
+    "IMDB model answers `negative` or `positive`, a model trained on your own data answers in "
+    "its own labels (`python -m training.sentiment --train FILE`).",
 )
 async def sentiment(body: SentimentRequest, service: SentimentService) -> SentimentResponse:
     return await service.handle(body)

@@ -28,8 +28,9 @@ class SentimentRequest(BaseModel):
     texts: list[UnicodeText] = Field(
         # Documented here, enforced with the service's own wording (app.core.limits.check_count).
         json_schema_extra={"minItems": 1},
-        description="Reviews to classify (1 to MAX_ITEMS_PER_REQUEST, each non-empty and at most "
-        "MAX_TEXT_CHARS characters). `<br />` tags are treated as spaces.",
+        description="Texts to classify (1 to MAX_ITEMS_PER_REQUEST, each non-empty and at most "
+        "MAX_TEXT_CHARS characters), in the served model's language (GET /models: "
+        "preprocessing.language). `<br />` tags are treated as spaces.",
     )
     model: str | None = model_field()
     return_attention: bool = Field(
@@ -46,8 +47,13 @@ class TokenWeight(BaseModel):
 
 
 class SentimentPrediction(BaseModel):
-    label: str = Field(description="The most probable label.")
-    probabilities: dict[str, float] = Field(description="Probability of each label; they sum to 1.")
+    label: str = Field(
+        description="The most probable of the model's labels (from its bundle, GET /models: "
+        "`labels`; `negative`/`positive` for the shipped IMDB model)."
+    )
+    probabilities: dict[str, float] = Field(
+        description="Probability of each of the model's labels; they sum to 1."
+    )
     tokens: int = Field(description="Tokens in the text, before truncation.")
     truncated: bool = Field(
         description="True when the text was longer than the model's max_length tokens and only "

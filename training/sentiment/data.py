@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import random
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -100,23 +99,16 @@ def provenance(data_dir: Path, splits: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def preprocess(text: str) -> list[str]:
+def preprocess(text: str, lowercase: bool = LOWERCASE, language: str = "en") -> list[str]:
     """Text -> token strings: the service's own function, so training and serving cannot drift."""
-    return _serving_preprocess(text, LOWERCASE)
+    return _serving_preprocess(text, lowercase, language)
 
 
 def train_val_split(reviews: Sequence[Review], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Seeded, label-stratified split of train indices so validation keeps the 50/50 balance."""
-    rng = random.Random(seed)
-    train_idx: list[int] = []
-    val_idx: list[int] = []
-    for label in (0, 1):
-        idx = [i for i, r in enumerate(reviews) if r.label == label]
-        rng.shuffle(idx)
-        n_val = round(len(idx) * val_fraction)
-        val_idx += idx[:n_val]
-        train_idx += idx[n_val:]
-    return sorted(train_idx), sorted(val_idx)
+    from training.sentiment.dataset import stratified_split
+
+    return stratified_split([r.label for r in reviews], len(LABELS), val_fraction, seed)
 
 
 def build_vocab(token_lists: Iterable[Sequence[str]], max_size: int, min_freq: int) -> list[str]:

@@ -43,3 +43,11 @@ def embedding_matrix(vocab: Sequence[str], path: Path, seed: int) -> tuple[np.nd
             matrix[i] = vectors[word]
     matrix[PAD_ID] = 0.0
     return matrix, {"dim": dim, "vocab_coverage": round(len(vectors) / len(vocab), 4)}
+
+
+def random_matrix(vocab_size: int, dim: int, seed: int) -> tuple[np.ndarray, dict[str, float]]:
+    """No pre-trained vectors: small random rows the network learns from scratch (padding zero)."""
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(0.0, 0.1, (vocab_size, dim)).astype(np.float32)
+    matrix[PAD_ID] = 0.0
+    return matrix, {"dim": dim, "vocab_coverage": 0.0}

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Config:
-    embedding: str = "word2vec"  # "glove50" or "word2vec"
+    embedding: str = "word2vec"  # "glove50", "word2vec" or "none" (random, learnt from scratch)
     cell: str = "lstm"
     head: str = "final"
     hidden: int = 64
@@ -42,6 +42,11 @@ class Config:
     max_minutes: float = 45.0
     train_subset: int = 0  # 0 = all training reviews
     seed: int = 13
+    select: str = "accuracy"  # validation metric for early stopping: "accuracy" or "macro_f1"
+    class_weights: bool = False  # weigh the loss so every class counts the same
+    # Keep the initial vectors: words met only in dev, test or production keep their meaning
+    # relative to the trained ones (see --vectors-vocab).
+    freeze_embedding: bool = False
 
     @property
     def head_tokens(self) -> int:
@@ -91,49 +96,80 @@ def uniform_batches(
 
 @torch.no_grad()
 def predict_probs(net: SentimentNet, data: Encoded, batch_size: int = 128) -> np.ndarray:
-    """Positive-class probabilities. Rows are grouped by exact length, so no review is cut and
+    """Class probabilities [n, classes]. Rows are grouped by exact length, so no text is cut and
     the fast unpacked path gives the same result as the packed exported graph."""
     net.eval()
     by_length: dict[int, list[int]] = {}
     for i, row in enumerate(data.ids):
         by_length.setdefault(len(row), []).append(i)
-    probs = np.zeros(len(data.ids), dtype=np.float64)
+    probs = np.zeros((len(data.ids), net.classifier.out_features), dtype=np.float64)
     for length, idx in by_length.items():
         for start in range(0, len(idx), batch_size):
             chunk = idx[start : start + batch_size]
             ids = torch.tensor([data.ids[i] for i in chunk], dtype=torch.long)
             lengths = torch.full((len(chunk),), length, dtype=torch.long)
             logits, _ = net.logits(ids, lengths, packed=False)
-            probs[chunk] = torch.softmax(logits, dim=1)[:, 1].double().numpy()
+            probs[chunk] = torch.softmax(logits, dim=1).double().numpy()
     return probs
 
 
-def classification_metrics(labels: Sequence[int], probs: np.ndarray) -> dict[str, Any]:
-    y = np.asarray(labels)
-    pred = (probs >= 0.5).astype(int)
-    tp = int(((pred == 1) & (y == 1)).sum())
-    tn = int(((pred == 0) & (y == 0)).sum())
-    fp = int(((pred == 1) & (y == 0)).sum())
-    fn = int(((pred == 0) & (y == 1)).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+def classification_metrics(labels: Sequence[int], probs: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1, log loss and the confusion matrix of
+    predictions `probs` [n, classes] (or, for two classes, the second class's probability [n]).
+    Two-class results also keep the second class's precision/recall/F1 at the top level, the
+    figures the IMDB model has always reported."""
+    y = np.asarray(labels, dtype=np.int64)
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim == 1:
+        p = np.stack([1 - p, p], axis=1)
+    k = len(names)
+    pred = p.argmax(axis=1)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y, pred), 1)
+    per_class: dict[str, dict[str, float | int]] = {}
+    for c, name in enumerate(names):
+        tp = int(confusion[c, c])
+        predicted, actual = int(confusion[:, c].sum()), int(confusion[c].sum())
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {
+            "precision": round(precision, 5),
+            "recall": round(recall, 5),
+            "f1": round(f1, 5),
+            "support": actual,
+        }
     eps = 1e-7
-    nll = -np.mean(y * np.log(probs + eps) + (1 - y) * np.log(1 - probs + eps))
-    return {
+    nll = -np.mean(np.log(p[np.arange(y.size), y] + eps)) if y.size else 0.0
+    out: dict[str, Any] = {
         "n": int(y.size),
-        "accuracy": round((tp + tn) / y.size, 5),
-        "precision": round(precision, 5),
-        "recall": round(recall, 5),
-        "f1": round(f1, 5),
+        "accuracy": round(float((pred == y).mean()) if y.size else 0.0, 5),
+        # Macro: every class counts the same, so a model that ignores a rare class shows it.
+        "macro_f1": round(float(np.mean([m["f1"] for m in per_class.values()])), 5),
         "log_loss": round(float(nll), 5),
+        "per_class": per_class,
         # rows: true label, columns: predicted label, in manifest label order
-        "confusion_matrix": [[tn, fp], [fn, tp]],
-        "positive_label": "positive",
+        "confusion_matrix": confusion.tolist(),
+        "labels": list(names),
     }
+    if k == 2:
+        positive = per_class[names[1]]
+        out.update(
+            precision=positive["precision"],
+            recall=positive["recall"],
+            f1=positive["f1"],
+            positive_label=names[1],
+        )
+    return out
 
 
-def build_net(cfg: Config, embedding: np.ndarray) -> SentimentNet:
+def class_weights(labels: Sequence[int], n_classes: int) -> np.ndarray:
+    """n / (classes * count) per class ("balanced"): each class weighs the same in the loss."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
+    return np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
+
+
+def build_net(cfg: Config, embedding: np.ndarray, n_classes: int = 2) -> SentimentNet:
     net = SentimentNet(
         vocab_size=embedding.shape[0],
         embedding_dim=embedding.shape[1],
@@ -144,6 +180,7 @@ def build_net(cfg: Config, embedding: np.ndarray) -> SentimentNet:
         dropout=cfg.dropout,
         rnn_dropout=cfg.rnn_dropout,
         embedding_dropout=cfg.embedding_dropout,
+        num_classes=n_classes,
         pad_id=PAD_ID,
     )
     with torch.no_grad():
@@ -151,17 +188,29 @@ def build_net(cfg: Config, embedding: np.ndarray) -> SentimentNet:
     return net
 
 
-def train(cfg: Config, embedding: np.ndarray, train_data: Encoded, val_data: Encoded) -> dict[str, Any]:
+def train(
+    cfg: Config,
+    embedding: np.ndarray,
+    train_data: Encoded,
+    val_data: Encoded,
+    label_names: Sequence[str] = ("negative", "positive"),
+) -> dict[str, Any]:
     """Train with Adam + clipping, evaluate on validation a few times per epoch and keep the best
-    weights (early stopping on validation accuracy). Returns the net and its history."""
+    weights (early stopping on `cfg.select`, a validation metric). Returns the net and its history."""
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    net = build_net(cfg, embedding)
-    optimiser = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
+    net = build_net(cfg, embedding, len(label_names))
+    if cfg.freeze_embedding:
+        net.embedding.weight.requires_grad_(False)
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    weight = None
+    if cfg.class_weights:
+        weight = torch.tensor(class_weights(train_data.labels, len(label_names)), dtype=torch.float32)
+    loss_fn = nn.CrossEntropyLoss(weight=weight)
     started = time.time()
     deadline = started + cfg.max_minutes * 60
-    best: dict[str, Any] = {"accuracy": -1.0}
+    best: dict[str, Any] = {cfg.select: -1.0}
     history: list[dict[str, Any]] = []
     stale = 0
     epoch_seconds: list[float] = []
@@ -197,17 +246,18 @@ def train(cfg: Config, embedding: np.ndarray, train_data: Encoded, val_data: Enc
                 )
             out_of_time = time.time() > deadline
             if step in eval_at or out_of_time:
-                val = classification_metrics(val_data.labels, predict_probs(net, val_data))
+                val = classification_metrics(val_data.labels, predict_probs(net, val_data), label_names)
                 point = {
                     "epoch": round(epoch - 1 + step / len(batches), 2),
                     "train_loss": round(running / max(seen, 1), 4),
                     "val_accuracy": val["accuracy"],
+                    "val_macro_f1": val["macro_f1"],
                     "val_log_loss": val["log_loss"],
                     "minutes": round((time.time() - started) / 60, 2),
                 }
                 history.append(point)
                 log.info("eval %s", point)
-                if val["accuracy"] > best["accuracy"]:
+                if val[cfg.select] > best[cfg.select]:
                     best = {**val, "epoch": point["epoch"]}
                     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
                     stale = 0

@@ -32,11 +32,37 @@ def train_word_vectors(
     workers: int = 2,
     seed: int = 13,
 ) -> dict[str, object]:
-    from gensim.models import Word2Vec
-
+    """The IMDB preset's vectors: train + unsup reviews from the tokenised cache."""
     files = [tokenised_path(data_dir, s, cache_dir, workers) for s in ("train", "unsup")]
     corpus = cache_dir / "w2v-corpus.txt"
     corpus.write_text("".join(f.read_text(encoding="utf-8") for f in files), encoding="utf-8")
+    return vectors_from_corpus(
+        corpus,
+        output,
+        "IMDB train (25,000) + unsup (50,000) reviews, same tokenizer as the classifier",
+        dim=dim,
+        epochs=epochs,
+        min_count=min_count,
+        workers=workers,
+        seed=seed,
+    )
+
+
+def vectors_from_corpus(
+    corpus: Path,
+    output: Path,
+    description: str,
+    dim: int = 100,
+    epochs: int = 1,
+    min_count: int = 5,
+    workers: int = 2,
+    seed: int = 13,
+) -> dict[str, object]:
+    """Skip-gram vectors from `corpus` (one text a line, tokens space-separated), written to
+    `output` in word2vec's text format with a JSON side-car describing them. The corpus file is
+    removed afterwards (its presence tells other processes training is under way)."""
+    from gensim.models import Word2Vec
+
     started = time.time()
     # Skip-gram is slower than CBOW but clearly better for rarer words on a corpus this small.
     model = Word2Vec(
@@ -60,7 +86,7 @@ def train_word_vectors(
     info = {
         "method": "gensim word2vec skip-gram",
         "gensim": __import__("gensim").__version__,
-        "corpus": "IMDB train (25,000) + unsup (50,000) reviews, same tokenizer as the classifier",
+        "corpus": description,
         "dim": dim,
         "epochs": epochs,
         "window": 5,
