@@ -39,7 +39,8 @@ def test_onnx_serves_a_bundle_without_model_pt(bundle_copy: Path) -> None:
         assert client.get("/readyz").status_code == 200
         assert client.post("/echo", json={"values": [[1.0, 2.0]]}).json() == {"sums": [3.0]}
         # The manifest still lists the artifact; /models says what the bundle is, not what is on disk.
-        assert "torchscript" in client.get("/models").json()["echo"]["manifest"]["artifacts"]
+        (info,) = client.get("/models").json()["models"]
+        assert "torchscript" in info["manifest"]["artifacts"]
 
 
 def test_the_backend_in_use_still_needs_its_graph(bundle_copy: Path) -> None:

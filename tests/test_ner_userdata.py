@@ -519,7 +519,7 @@ def test_readme_figures_are_cut_from_the_runs_report(pt_model: dict[str, Any]) -
 
     bundle = pt_model["models"] / "lener" / "1.0.0"
     section = readme_markdown(bundle / "REPORT.md")
-    assert section.startswith("**NER model ner 1.0.0: test.conll (test) entity F1 ")
+    assert section.startswith("**NER model lener 1.0.0: test.conll (test) entity F1 ")
     assert [line for line in section.splitlines() if line.startswith("#")] == [
         "##### Test per type (conlleval: exact span and type)",
         "##### Raw text versus the file's tokens (test)",

@@ -292,7 +292,7 @@ def test_bundle_records_labels_language_and_report(trained: dict[str, Any]) -> N
     assert m.preprocessing["language"] == "pt"
     assert m.preprocessing["tokenizer"] == "spacy.blank('pt') tokenizer"
     assert m.outputs[0].shape == ["batch", 5]
-    assert m.headline.split.startswith("sentiment test (10")
+    assert m.headline.split.startswith("reviews_pt test (10")
     assert {b["name"] for b in m.metrics["baselines"]} == {"majority class", "TF-IDF + logistic regression"}
     assert m.metrics["test"]["n"] == 10
     assert set(m.data["label_distribution"]) == {"train", "dev", "test"}
@@ -364,7 +364,7 @@ def test_rerun_not_better_on_dev_keeps_the_bundle_force_writes_the_next_version(
 ) -> None:
     again = train_main(trained["argv"])  # same seed, same data: the same dev figure, not better
     assert again.path is None
-    assert [p.name for p in (trained["model_dir"] / "sentiment").iterdir() if not p.name.startswith(".")] == [
+    assert [p.name for p in (trained["model_dir"] / "reviews_pt").iterdir() if not p.name.startswith(".")] == [
         "1.0.0"
     ]
     forced = train_main([*trained["argv"], "--force"])
