@@ -364,9 +364,8 @@ def test_rerun_not_better_on_dev_keeps_the_bundle_force_writes_the_next_version(
 ) -> None:
     again = train_main(trained["argv"])  # same seed, same data: the same dev figure, not better
     assert again.path is None
-    assert [p.name for p in (trained["model_dir"] / "reviews_pt").iterdir() if not p.name.startswith(".")] == [
-        "1.0.0"
-    ]
+    folder = trained["model_dir"] / "reviews_pt"
+    assert [p.name for p in folder.iterdir() if not p.name.startswith(".")] == ["1.0.0"]
     forced = train_main([*trained["argv"], "--force"])
     assert forced.path == trained["model_dir"] / "reviews_pt" / "1.1.0"
 
