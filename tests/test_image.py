@@ -187,11 +187,11 @@ def test_the_image_serves_as_a_user_runs_it(image: str) -> None:
             docs = client.get("/docs")
             assert docs.status_code == 200
             assert "swagger" in docs.text.lower()
-            models = client.get("/models").json()
-            assert set(models) == {"sentiment", "ner", "forecast"}
+            models = client.get("/models").json()["models"]
+            assert {m["name"] for m in models} == {"sentiment", "ner", "forecast"}
             # --cpus 1: one worker, whichever cgroup version the host runs
-            assert {m["workers"] for m in models.values()} == {1}, models
-            assert {m["backend"] for m in models.values()} == {"onnx"}
+            assert {m["workers"] for m in models} == {1}, models
+            assert {m["backend"] for m in models} == {"onnx"}
             for _ in range(30):  # a little load, then the container's memory
                 for path, body in REQUESTS.items():
                     assert client.post(path, json=body).status_code == 200
@@ -234,7 +234,7 @@ def test_sigterm_under_load_drains_and_exits_within_the_grace_period(image: str,
     turn 503 that early from the supervisor's mark; with two, uvicorn's supervisor runs too."""
     with running(image, "--read-only", "--tmpfs", "/tmp", "--cpus", cpus) as c:
         wait_ready(c.probe_url, c)
-        workers = next(iter(httpx.get(f"{c.url}/models", timeout=30).json().values()))["workers"]
+        workers = httpx.get(f"{c.url}/models", timeout=30).json()["models"][0]["workers"]
         assert workers == int(cpus)
         outcomes: list[Outcome] = []
         stop = threading.Event()

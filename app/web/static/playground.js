@@ -306,12 +306,11 @@ async function runSentiment() {
 
 // ---------------------------------------------------------------- named entities
 
-// The served model's entity types, from its tags (O, B-X, I-X, E-X, S-X) in GET /models: a model
-// trained on your own data has its own.
+// The chosen model's entity types, as GET /models lists them: a model trained on your own data
+// has its own.
 function nerTypes() {
-  const labels = (models.ner && models.ner.manifest && models.ner.manifest.labels) || [];
-  const types = [...new Set(labels.filter((t) => t !== "O").map((t) => t.slice(2)))];
-  return types.length ? types : ["PER", "ORG", "LOC", "MISC"];
+  const info = modelInfo("ner");
+  return info && info.labels.length ? info.labels : ["PER", "ORG", "LOC", "MISC"];
 }
 
 async function runNer() {
