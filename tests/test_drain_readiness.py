@@ -76,6 +76,18 @@ def test_sigterm_makes_probe_port_unready_within_a_second_while_a_slow_request_f
         unready_after = time.monotonic() - signalled
         assert statuses[-1] == 503, statuses
         assert unready_after < 1.0
+        # Within uvicorn's next tick (0.1 s) the workers stop accepting, and a new connection to
+        # the service port is refused at once: not left in the listening socket's backlog, where
+        # nobody accepts any more, until the process exits (a client's connect timeout).
+        refused = False
+        while not refused and time.monotonic() - signalled < 2.0:
+            tried = time.monotonic()
+            try:
+                httpx.get(url + "/healthz", timeout=5)
+            except httpx.ConnectError:
+                refused = True
+            assert time.monotonic() - tried < 1.0, "a new connection waited instead of being refused"
+        assert refused
         still_running = sum(s.is_alive() for s in senders)
         assert still_running, "the drain had already ended: readiness was not tested during it"
         for sender in senders:

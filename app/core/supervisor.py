@@ -270,10 +270,13 @@ class Supervisor:
         for process in self.workers:
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
-        for process in self.workers:
-            self._stop(process)
+        # Each worker closes its copy of the listening socket as its drain starts; this one, held
+        # open through the drain, would leave the port listening with nobody accepting: a new
+        # connection would wait in the backlog until exit instead of being refused at once.
         for sock in self.sockets:
             sock.close()
+        for process in self.workers:
+            self._stop(process)
         return status
 
     def _replace_dead(self) -> bool:
