@@ -38,10 +38,11 @@ from app.core.bundle import (
 from app.core.catalog import ModelCatalog, model_in_body
 from app.core.contract import install_contract, shown_errors, unsupported_media_type
 from app.core.device import Capabilities, select_device
+from app.core.fairpool import FairPool
 from app.core.logs import configure_logging, request_id_var
 from app.core.metrics import Metrics
 from app.core.middleware import ServiceMiddleware
-from app.core.models_info import ModelsResponse, models_response, rss_mib
+from app.core.models_info import ModelsResponse, describe_models, models_response, rss_mib
 from app.core.schemas import HealthStatus, ReadinessStatus
 from app.core.service import AppState, ClientDisconnectedError, ModelService, StateDep
 from app.core.settings import Settings
@@ -125,7 +126,7 @@ async def _load_catalog(
     modules: Mapping[str, ModuleType],
     metrics: Metrics,
     executor: ThreadPoolExecutor,
-    decode_executor: ThreadPoolExecutor,
+    decode_pool: FairPool,
     refs: list[BundleRef],
     problems: list[str],
 ) -> ModelCatalog:
@@ -167,7 +168,7 @@ async def _load_catalog(
             batcher=batcher,
             timeout_s=settings.request_timeout_s,
             limits=settings.input_limits,
-            decode_executor=decode_executor,
+            decode_executor=decode_pool.lane(ref.key),
             rss_mib=round(rss_mib() - before, 1),
         )
         log.info(
@@ -206,8 +207,9 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
         # One inference thread per served model: a flood on one never queues another's batches.
         executor = ThreadPoolExecutor(max_workers=max(1, len(refs)), thread_name_prefix="infer")
         # Two decode threads: one tokenises while the other waits for the GIL; more only slow the loop.
-        decode_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="decode")
-        catalog = await _load_catalog(settings, modules, metrics, executor, decode_executor, refs, problems)
+        # Shared by the models in turn, so a flooded model's tokenising never queues another's.
+        decode_pool = FairPool(2, thread_name_prefix="decode")
+        catalog = await _load_catalog(settings, modules, metrics, executor, decode_pool, refs, problems)
         for svc in catalog.services.values():
             svc.batcher.start()
         state.catalog = catalog
@@ -229,7 +231,7 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
                 *(s.batcher.drain(settings.shutdown_drain_s) for s in catalog.services.values())
             )
             executor.shutdown(wait=True)
-            decode_executor.shutdown(wait=True)
+            decode_pool.shutdown(wait=True)
             metrics.close()
             state.load.close()
             log.info("shut down", extra={"drained": all(results)})
@@ -250,7 +252,12 @@ def create_app(settings: Settings | None = None, task_packages: Mapping[str, str
 
     _add_operational_routes(app)
     install_web(app)
-    install_contract(app, settings, lambda: {t: state.catalog.choices(t) for t in state.catalog.tasks})
+    install_contract(
+        app,
+        settings,
+        lambda: {t: state.catalog.choices(t) for t in state.catalog.tasks},
+        lambda: describe_models(state),
+    )
     _add_error_handlers(app)
     app.add_middleware(
         ServiceMiddleware,

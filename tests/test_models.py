@@ -114,11 +114,17 @@ def test_names_and_versions_are_chosen_per_request_and_by_default(many_models: P
             "other@1.0.0",
         ]
         # the OpenAPI document lists what the field accepts, per endpoint
-        schema = client.get("/openapi.json").json()["components"]["schemas"]["EchoRequest"]
+        document = client.get("/openapi.json").json()
+        schema = document["components"]["schemas"]["EchoRequest"]
         field = schema["properties"]["model"]
         enums = [b["enum"] for b in field["anyOf"] if "enum" in b]
         assert enums == [listing["choices"]["echo"]]
         assert "Served here: echo, fast" in field["description"]
+        # and its description names every served version, not only each name's highest
+        described = document["info"]["description"]
+        assert "**echo** 1.0.0 (`POST /echo`)" in described
+        assert "**echo** 1.1.0 (`POST /echo`, the default)" in described
+        assert "**other** 1.0.0 (`POST /twin`, the default)" in described
 
 
 def test_settings_choose_the_default_model_and_version(many_models: Path) -> None:

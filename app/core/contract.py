@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.core.bundle import BundleError, discover_tasks, read_manifest, resolve_bundle_dir
+from app.core.bundle import BundleError, read_manifest, resolve_bundle_dir
 from app.core.logs import request_id_var
 from app.core.middleware import OPEN_PATHS
 from app.core.settings import Settings
@@ -285,25 +285,6 @@ def _split_ner_request(components: dict[str, Any], ner: dict[str, Any]) -> None:
     }
 
 
-def describe_models(settings: Settings) -> str:
-    """One line per served model, from its bundle's manifest."""
-    lines = []
-    try:
-        names = settings.model_names or discover_tasks(settings.model_dir)
-        for name in names:
-            manifest = read_manifest(resolve_bundle_dir(settings.model_dir, name))
-            summary = manifest.architecture.get("summary") or manifest.architecture.get("name", "")
-            headline = manifest.headline
-            lines.append(
-                f"- **{name}** {manifest.version}: {summary}; {headline.metric} {headline.value:g} "
-                f"({headline.split})"
-            )
-    except (BundleError, OSError, ValueError) as exc:
-        # The service will refuse to start with its own message; the document must still build.
-        log.warning("cannot describe the models in OpenAPI", extra={"error": str(exc)})
-    return "\n".join(lines)
-
-
 def _list_models(schema: dict[str, Any], served: Mapping[str, list[str]]) -> None:
     """Each task's request `model` field: its `enum` is what this instance serves there (what a
     generated client offers; anything else is a 422)."""
@@ -324,13 +305,15 @@ def _response(description: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": body}}}
 
 
-def _document(schema: dict[str, Any], settings: Settings, served: Mapping[str, list[str]]) -> None:
+def _document(
+    schema: dict[str, Any], settings: Settings, served: Mapping[str, list[str]], described: list[str]
+) -> None:
     _list_models(schema, served)
-    models = describe_models(settings)
-    if models:
+    if described:
         schema["info"]["description"] = (
             "REST inference for LSTM-family models with dynamic micro-batching. "
-            "The models this instance serves (English text only for sentiment and NER):\n\n" + models
+            "The models this instance serves (`GET /models` has their labels, metrics and "
+            "manifests):\n\n" + "\n".join(described)
         )
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
@@ -383,16 +366,21 @@ def _type_errors(schemas: dict[str, Any]) -> None:
 
 
 def install_contract(
-    app: FastAPI, settings: Settings, served: Callable[[], Mapping[str, list[str]]] = dict
+    app: FastAPI,
+    settings: Settings,
+    served: Callable[[], Mapping[str, list[str]]] = dict,
+    described: Callable[[], list[str]] = list,
 ) -> None:
-    """`served`: per task, the values its `model` field accepts (read when the document is built,
-    once the models are loaded)."""
+    """`served`: per task, the values its `model` field accepts; `described`: one Markdown line
+    per served model and version. Both are read when the document is built, once the models are
+    loaded."""
     app.add_exception_handler(StarletteHTTPException, _http_error)
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            _document(generate(), settings, served())  # `generate` caches its result in app.openapi_schema
+            # `generate` caches its result in app.openapi_schema
+            _document(generate(), settings, served(), described())
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -106,3 +106,20 @@ def models_response(state: AppState) -> ModelsResponse:
         skipped=catalog.skipped,
         worker_rss_mib=round(rss_mib(), 1),
     )
+
+
+def describe_models(state: AppState) -> list[str]:
+    """One Markdown line per served model and version, for the OpenAPI document's description."""
+    lines = []
+    for m in models_response(state).models:
+        summary = m.manifest.get("architecture", {}).get("summary") or m.manifest.get("architecture", {}).get(
+            "name", ""
+        )
+        h = m.headline
+        default = ", the default" if m.default else ""
+        labels = ", ".join(m.labels[:12]) + (", ..." if len(m.labels) > 12 else "")
+        lines.append(
+            f"- **{m.name}** {m.version} (`POST /{m.task}`{default}): {summary}; {h.metric} {h.value:g} "
+            f"({h.split}); {'types' if m.task == 'ner' else 'labels'}: {labels}"
+        )
+    return lines
