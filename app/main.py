@@ -25,7 +25,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from app import __version__
 from app.core.backends import load_backend
-from app.core.batching import BatchFailedError, MicroBatcher, QueueFullError, ShuttingDownError
+from app.core.batching import (
+    BatchFailedError,
+    MicroBatcher,
+    Neighbourhood,
+    QueueFullError,
+    ShuttingDownError,
+)
 from app.core.bundle import (
     BundleError,
     BundleRef,
@@ -140,6 +146,7 @@ async def _load_catalog(
     loop = asyncio.get_running_loop()
     services: dict[str, ModelService[Any, Any]] = {}
     skipped = list(problems)
+    neighbourhood = Neighbourhood()  # this worker's models, which share its loop and cores
     for ref in refs:
         before = rss_mib()
         try:
@@ -161,6 +168,7 @@ async def _load_catalog(
             cost_follows_size=task.cost_follows_size,
             observer=metrics,
             version=ref.version,
+            neighbourhood=neighbourhood,
         )
         backend = task.backend
         services[ref.key] = ModelService(

@@ -9,7 +9,8 @@ MODEL_DIR holding the shipped sentiment bundle under three names (`sentiment`, `
   one and with three models (what each extra model costs, and so how many fit per GiB).
 - **isolation**: a flood of 512 connections on `sentiment` (MAX_QUEUE_SIZE=64, so it is refused
   in part) while another client sends `sentiment-b` 4 requests/s; that client's p99 against its
-  p99 with no flood (target: under 3x).
+  p99 with no flood (target: under 3x). Each phase lasts 3x `--seconds` (120 requests at the
+  default 10 s: with 40, the p99 is the single slowest request).
 - **reload**: 16 connections of steady load while a new version is copied in and the supervisor
   gets SIGHUP: non-2xx answers and connection errors over the whole run (target: none), and the
   seconds until the new version answers.
@@ -36,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from bench import loadgen, targets, wrk
+from bench import loadgen, machine, targets, wrk
 from bench.server import HOST, ServerConfig
 from bench.workloads import sentiment_workloads
 
@@ -204,10 +205,11 @@ def cell_isolation(
     log("isolation: 4 req/s on sentiment-b, alone, then beside a flood of 512 on sentiment")
     with server(model_dir, NAMES[:2], run_dir, "isolation", max_queue_size=64) as running:
         url = running.url + "/sentiment"
+        phase_s = max(3 * opts.seconds, 2.0)
         with Paced(url, quiet_body, 0.25) as alone:
-            time.sleep(max(opts.seconds, 2.0))
+            time.sleep(phase_s)
         with Paced(url, quiet_body, 0.25) as beside:
-            flood_cell = drive(url, flood, 512, max(opts.seconds, 2.0))
+            flood_cell = drive(url, flood, 512, phase_s)
     quiet, loaded = alone.summary(), beside.summary()
     ratio = loaded["p99_ms"] / quiet["p99_ms"] if quiet["p99_ms"] and loaded["p99_ms"] else None
     log(f"  p99 alone {quiet['p99_ms']:.1f} ms, beside the flood {loaded['p99_ms']:.1f} ms: x{ratio:.2f}")
@@ -283,10 +285,19 @@ def markdown(results: dict[str, Any]) -> str:
             )
     iso = results.get("isolation")
     if iso:
+        alone, beside, flood = iso["alone"], iso["beside_flood"], iso["flood"]
         lines.append(
-            f"| isolation | p99 alone / beside a 512 flood | {iso['alone']['p99_ms']:.1f} / "
-            f"{iso['beside_flood']['p99_ms']:.1f} ms (x{iso['p99_ratio']:.2f}, "
+            f"| isolation | p99 alone / beside a 512 flood | {alone['p99_ms']:.1f} / "
+            f"{beside['p99_ms']:.1f} ms (x{iso['p99_ratio']:.2f}, "
             f"target < {ISOLATION_TARGET:g}x: {'PASS' if iso['pass'] else 'FAIL'}) |"
+        )
+        lines.append(
+            f"| isolation | p50 alone / beside the flood; requests each | {alone['p50_ms']:.1f} / "
+            f"{beside['p50_ms']:.1f} ms; {alone['requests']} / {beside['requests']} |"
+        )
+        lines.append(
+            f"| isolation | the flooded model: 200 req/s, 503s, connection errors | {flood['rps']:.1f}, "
+            f"{flood['non_2xx']}, {flood['connection_errors']} |"
         )
     rel = results.get("reload")
     if rel:
@@ -314,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pool", type=int, default=500)
     p.add_argument("--model-dir", type=Path, default=REPO / "models", help="where the shipped bundles are")
     p.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    p.add_argument(
+        "--write", action=argparse.BooleanOptionalAction, default=True, help="write bench/models.md"
+    )
     opts = p.parse_args(argv)
     opts.concurrency = [int(c) for c in opts.concurrency.split(",") if c.strip()]
     cells = [c.strip() for c in opts.cells.split(",") if c.strip()]
@@ -325,14 +339,32 @@ def main(argv: list[str] | None = None) -> int:
     reviews = next(
         w for w in sentiment_workloads(opts.data_dir, opts.pool, 1) if w.name == "sentiment-review"
     )
+    mach = machine.describe(REPO)
+    log(f"machine: {machine.one_line(mach)}")
     results: dict[str, Any] = {"seconds": opts.seconds, "source": reviews.source}
     with tempfile.TemporaryDirectory(prefix="bench-models-") as tmp:
         model_dir = model_dir_with_three(opts.model_dir, Path(tmp))
         for name in cells:
             results[name] = CELLS[name](model_dir, reviews.bodies, opts, run_dir)
+    results["machine"] = mach | {"other_busy_processes_at_end": machine.other_busy_processes()}
     (run_dir / "models.json").write_text(json.dumps(results, indent=1))
-    print(markdown(results))
+    table = markdown(results)
+    print(table)
     log(f"wrote {run_dir / 'models.json'}")
+    if opts.write:
+        end = results["machine"]["other_busy_processes_at_end"]
+        others = sorted(set(mach["other_busy_processes_at_start"] + end))
+        report = (
+            f"# Many models in one service: `python -m bench --only models`\n\n"
+            f"Command: `python -m bench --only models {' '.join(argv or [])}`. "
+            f"Machine: {machine.one_line(mach)}. "
+            f"Other processes using CPU at start or end: {', '.join(others) or 'none'}. Shipped settings "
+            f"(`python -m app`), three names of the shipped sentiment bundle (same graph); IMDB reviews; "
+            f"{opts.seconds:g} s per load cell (isolation: {3 * opts.seconds:g} s per phase); load from "
+            "wrk. Raw figures: bench/runs/<stamp>/models.json.\n\n" + table + "\n"
+        )
+        (BENCH_DIR / "models.md").write_text(report)
+        log(f"wrote {BENCH_DIR / 'models.md'}")
     return 0
 
 

@@ -12,6 +12,7 @@ import pytest
 from app.core.batching import (
     BatchFailedError,
     MicroBatcher,
+    Neighbourhood,
     QueueFullError,
     ShuttingDownError,
     length_groups,
@@ -224,3 +225,46 @@ def test_a_lone_short_call_runs_on_the_event_loop(follows: bool, delay: float, e
     run(main())
     loop_thread = threading.main_thread().name
     assert ["loop" if t == loop_thread else t.split("_")[0] for t in rec.threads] == expected
+
+
+def test_the_shared_bound_applies_while_another_model_is_active() -> None:
+    """A worker's models share its loop and cores: while another is active a model may hold only
+    `shared_queue` items; alone it gets `max_queue`. A request is never refused for its own size."""
+    hood = Neighbourhood(window_s=0.2)
+    config = Settings(_env_file=None).batching_for("t")._replace(max_queue=8, shared_queue=2)  # type: ignore[call-arg]
+
+    def batcher(name: str) -> MicroBatcher[int, int]:
+        return MicroBatcher(name, Recorder(), ThreadPoolExecutor(1), config, neighbourhood=hood)
+
+    flood, quiet = batcher("flood"), batcher("quiet")
+    with flood.admit(3), flood.admit(5):  # alone: the whole max_queue
+        assert flood.limit() == 8
+        assert flood.refusal() is not None
+        assert "limit 8" in (flood.refusal() or "")
+    with quiet.admit(1):
+        assert flood.limit() == 2
+        assert quiet.limit() == 2  # the same rule both ways: each has the other active
+        with flood.admit(5):  # nothing of it admitted: goes in whatever its size
+            assert (
+                flood.refusal()
+                == "flood is at capacity while other models are active (5 items in flight, limit 2)"
+            )
+            with pytest.raises(QueueFullError, match="while other models are active"), flood.admit(1):
+                pass
+    # the quiet model finished, but a client a few times a second is still active for window_s
+    assert flood.limit() == 2
+    time.sleep(0.25)
+    assert flood.limit() == 8
+    with flood.admit(8), pytest.raises(QueueFullError, match=r"limit 8\)"), flood.admit(1):
+        pass
+
+
+def test_the_shared_bound_defaults_to_half_a_batch() -> None:
+    settings = Settings(_env_file=None, max_batch_size=32)  # type: ignore[call-arg]
+    assert settings.batching_for("t").shared_queue == 16
+    assert Settings(_env_file=None, max_batch_size=1).batching_for("t").shared_queue == 1  # type: ignore[call-arg]
+    pinned = Settings(  # type: ignore[call-arg]
+        _env_file=None, shared_queue_size=4, model_batching={"t": {"shared_queue_size": 3}}
+    )
+    assert pinned.batching_for("t").shared_queue == 3
+    assert pinned.batching_for("u").shared_queue == 4

@@ -17,10 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
+from app.core.settings import Settings
 from tests.support.server import ROOT, running_server
 
 SLOW = os.environ.get("RUN_SLOW") == "1"
 DURATION_S = 30.0 if SLOW else 5.0
+# A refusal waits REFUSAL_DELAY_MS on a timer (so that clients retrying at once do not churn the
+# event loop), and nothing else: it is never queued behind admitted work.
+REJECT_BOUND_S = Settings.model_fields["refusal_delay_ms"].default / 1000 + 0.25
 # ~20 items/s of capacity: 4x that stays well within what one Python client can send.
 CALL_MS, BATCH, QUEUE = 100, 2, 8
 
@@ -136,7 +140,9 @@ def test_overload_sheds_excess_quickly_and_recovers(echo_model_dir: Path) -> Non
     assert statuses.get(503, 0) > 0.3 * r["sent"], "excess load must be shed"
     assert statuses.get(200, 0) > 0.1 * r["sent"], "the service keeps doing useful work"
     assert r["wrong_answers"] == 0
-    assert r["reject_p99_s"] < 0.25, "rejections must be quick, not queued"
+    # A refusal waits REFUSAL_DELAY_MS on a timer (so that clients retrying at once do not churn
+    # the event loop), and nothing else: it is never queued behind admitted work.
+    assert r["reject_p99_s"] < REJECT_BOUND_S, "rejections must be quick, not queued"
     # bounded queue => bounded latency for accepted work: at most ~queue/capacity + one call
     assert r["ok_p99_s"] < (QUEUE + BATCH) / r["capacity_rps"] + 1.0
     assert max(r["rss_mb"]) - r["rss_start_mb"] < 64, "memory must stay bounded under overload"
@@ -144,6 +150,7 @@ def test_overload_sheds_excess_quickly_and_recovers(echo_model_dir: Path) -> Non
 
 
 def _report(r: dict[str, Any]) -> str:
+    met = r["reject_p99_s"] < REJECT_BOUND_S and max(r["rss_mb"]) - r["rss_start_mb"] < 64
     lines = [
         "# Overload soak (tests/test_overload.py, RUN_SLOW=1)",
         "",
@@ -161,8 +168,8 @@ def _report(r: dict[str, Any]) -> str:
         f"| 200 latency p50 / p99 | {r['ok_p50_s'] * 1000:.0f} / {r['ok_p99_s'] * 1000:.0f} ms |",
         f"| 503 latency p50 / p99 | {r['reject_p50_s'] * 1000:.1f} / {r['reject_p99_s'] * 1000:.1f} ms |",
         f"| server RSS start / max | {r['rss_start_mb']:.0f} / {max(r['rss_mb']):.0f} MB |",
-        f"| bounds (503 p99 < 250 ms, 200 p99 < queue/capacity + 1 s, RSS growth < 64 MB) | "
-        f"{'met' if r['reject_p99_s'] < 0.25 and max(r['rss_mb']) - r['rss_start_mb'] < 64 else 'NOT met'} |",
+        f"| bounds (503 p99 < REFUSAL_DELAY_MS + 250 ms, 200 p99 < queue/capacity + 1 s, RSS growth "
+        f"< 64 MB) | {'met' if met else 'NOT met'} |",
         f"| idle p50 before / after | {r['idle_p50_before_s'] * 1000:.1f} / "
         f"{r['idle_p50_after_s'] * 1000:.1f} ms |",
     ]

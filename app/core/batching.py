@@ -7,7 +7,9 @@ through the model in a thread pool, off the event loop (a lone call known to be 
 loop: the hand-off would cost more). Each caller gets exactly its own rows, in order. The work in
 flight is bounded: `admit` refuses a request (HTTP 503) before any work is spent on it once
 `max_queue` items are admitted, and a full queue rejects at once too; neither ever grows without
-limit.
+limit. The models of one worker share its event loop and cores: while another of them has work
+(a `Neighbourhood`), a model's bound is the smaller `shared_queue`, so a flood on one model holds
+no more work in the worker than about half a batch and the others keep their latency.
 """
 
 from __future__ import annotations
@@ -34,6 +36,34 @@ class BatchingConfig(NamedTuple):
     max_queue: int
     # A lone call expected to take at most this long runs on the event loop (0: never).
     inline_budget_s: float = 0.0
+    # The bound while another model of the worker is active (0: max_queue always).
+    shared_queue: int = 0
+
+
+class Neighbourhood:
+    """The models of one worker: which have been active lately. A model counts as active while it
+    has items admitted, and for `window_s` after its last admission (a client sending a few
+    requests a second is active all along, not only during each request's few milliseconds).
+    Used on the event loop's thread only, like `admit`."""
+
+    def __init__(self, window_s: float = 1.0) -> None:
+        self.window_s = window_s
+        self._last: dict[object, float] = {}
+        self._busy: dict[object, int] = {}
+
+    def admitted(self, member: object, items: int) -> None:
+        self._last[member] = time.monotonic()
+        self._busy[member] = self._busy.get(member, 0) + items
+
+    def finished(self, member: object, items: int) -> None:
+        self._busy[member] -= items
+
+    def others_active(self, member: object) -> bool:
+        since = time.monotonic() - self.window_s
+        return any(
+            other is not member and (self._busy.get(other, 0) > 0 or last > since)
+            for other, last in self._last.items()
+        )
 
 
 class QueueFullError(RuntimeError):
@@ -107,6 +137,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         max_length_ratio: float = 2.0,
         observer: BatchObserver | None = None,
         version: str = "",
+        neighbourhood: Neighbourhood | None = None,
     ) -> None:
         if config.max_batch_size < 1:
             raise ValueError("max_batch_size must be >= 1")
@@ -120,6 +151,8 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         self.max_batch_size = config.max_batch_size
         self.max_wait_s = config.max_wait_s
         self.max_queue = config.max_queue
+        self.shared_queue = min(config.shared_queue, config.max_queue) if config.shared_queue else 0
+        self._neighbourhood = neighbourhood
         # Only a model whose call time follows its items' sizes can be judged cheap before the
         # call; for others every call goes to the executor.
         self.inline_budget_s = config.inline_budget_s if cost_follows_size else 0.0
@@ -144,33 +177,55 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         """Items admitted and not yet answered: being prepared, queued or running."""
         return self._admitted
 
+    def limit(self) -> int:
+        """Items this model may have admitted now: `max_queue`, or `shared_queue` while another
+        model of the worker is active."""
+        n = self._neighbourhood
+        if self.shared_queue and n is not None and n.others_active(self):
+            return self.shared_queue
+        return self.max_queue
+
+    def _full(self, items: int) -> str | None:
+        if self._admitted + items > self.max_queue:
+            return f"{self.label} is at capacity ({self._admitted} items in flight, limit {self.max_queue})"
+        # The shared bound never refuses a request for its own size alone: with nothing of this
+        # model admitted it goes in, whatever it holds (up to MAX_ITEMS_PER_REQUEST).
+        limit = self.limit()
+        if limit < self.max_queue and self._admitted and self._admitted + items > limit:
+            return (
+                f"{self.label} is at capacity while other models are active ({self._admitted} items "
+                f"in flight, limit {limit})"
+            )
+        return None
+
     def refusal(self) -> str | None:
         """Why a new request would be refused right now, or None: lets the HTTP layer shed a
         request before reading its body (`admit` still decides, with the request's real size)."""
         if self._closing:
             return f"{self.label} is shutting down"
-        if self._admitted >= self.max_queue:
-            return f"{self.label} is at capacity ({self._admitted} items in flight, limit {self.max_queue})"
-        return None
+        return self._full(1)
 
     @contextlib.contextmanager
     def admit(self, items: int) -> Iterator[None]:
         """Reserve room for a request's `items` for as long as it is served, BEFORE any work on it
         (tokenising, a thread): under overload a request is refused here, at once, with
         QueueFullError (503), instead of spending CPU and waiting for a queue check it will fail.
-        The bound is `max_queue` items admitted per model, whatever stage they are in. Runs on
+        The bound is `limit()` items admitted per model, whatever stage they are in. Runs on
         the event loop's thread, like `submit`, so the count needs no lock."""
         if self._closing:
             raise ShuttingDownError(f"{self.label} is shutting down")
-        if self._admitted + items > self.max_queue:
-            raise QueueFullError(
-                f"{self.label} is at capacity ({self._admitted} items in flight, limit {self.max_queue})"
-            )
+        full = self._full(items)
+        if full is not None:
+            raise QueueFullError(full)
         self._admitted += items
+        if self._neighbourhood is not None:
+            self._neighbourhood.admitted(self, items)
         try:
             yield
         finally:
             self._admitted -= items
+            if self._neighbourhood is not None:
+                self._neighbourhood.finished(self, items)
 
     def start(self) -> None:
         if self._worker is None:
@@ -305,6 +360,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             "max_batch_size": self.max_batch_size,
             "max_wait_ms": self.max_wait_s * 1000,
             "max_queue": self.max_queue,
+            "shared_queue": self.shared_queue or self.max_queue,
             "inline_predict_ms": self.inline_budget_s * 1000,
             "queue_depth": self.depth,
             "in_flight": self.in_flight,

@@ -19,6 +19,9 @@ class BatchingInfo(BaseModel):
     max_queue: int = Field(
         description="Items admitted at once per worker before 503 (this model's own bound)."
     )
+    shared_queue: int = Field(
+        description="The bound while another model of the worker is active (SHARED_QUEUE_SIZE)."
+    )
     inline_predict_ms: float
     queue_depth: int = Field(description="Items queued now, in the worker that answered.")
     in_flight: int = Field(description="Items admitted and not answered, in the worker that answered.")

@@ -24,6 +24,7 @@ class ModelBatching(BaseModel):
     max_batch_size: int | None = Field(None, ge=1, le=1024)
     max_batch_wait_ms: float | None = Field(None, ge=0, le=1000)
     max_queue_size: int | None = Field(None, ge=1)
+    shared_queue_size: int | None = Field(None, ge=1)
 
 
 class Settings(BaseSettings):
@@ -101,12 +102,20 @@ class Settings(BaseSettings):
         description="Items per model and worker admitted but not answered (tokenising, queued or running) "
         "before 503; checked before any work.",
     )
+    shared_queue_size: int | None = Field(
+        None,
+        ge=1,
+        description="The same bound while another model of the worker has work (or had in the last "
+        "second): a flood on one model then holds no more of the worker's event loop and cores than "
+        "this, and the others keep their latency (bench/models.md, isolation). Default: half of "
+        "MAX_BATCH_SIZE. A request is never refused for its own size alone.",
+    )
     refusal_delay_ms: float = Field(
-        100.0,
+        500.0,
         ge=0,
         le=5000,
         description="A request refused at the door (model at capacity) gets its 503 after this long, "
-        "without spending CPU meanwhile: clients that retry at once then cost ~10 refusals/s per "
+        "without spending CPU meanwhile: clients that retry at once then cost ~2 refusals/s per "
         "connection, not thousands, and admitted work keeps the event loop; 0: at once.",
     )
     inline_predict_ms: float = Field(
@@ -165,11 +174,18 @@ class Settings(BaseSettings):
         size = o.max_batch_size or self.max_batch_size
         wait_ms = self.max_batch_wait_ms if o.max_batch_wait_ms is None else o.max_batch_wait_ms
         queue = o.max_queue_size or self.max_queue_size
+        shared = o.shared_queue_size or self.shared_queue_size or max(1, size // 2)
         inline = self.inline_predict_ms / 1000
         if not self.batching:
-            return BatchingConfig(max_batch_size=1, max_wait_s=0.0, max_queue=queue, inline_budget_s=inline)
+            return BatchingConfig(
+                max_batch_size=1, max_wait_s=0.0, max_queue=queue, inline_budget_s=inline, shared_queue=shared
+            )
         return BatchingConfig(
-            max_batch_size=size, max_wait_s=wait_ms / 1000, max_queue=queue, inline_budget_s=inline
+            max_batch_size=size,
+            max_wait_s=wait_ms / 1000,
+            max_queue=queue,
+            inline_budget_s=inline,
+            shared_queue=shared,
         )
 
     @property
