@@ -227,35 +227,41 @@ def test_a_lone_short_call_runs_on_the_event_loop(follows: bool, delay: float, e
     assert ["loop" if t == loop_thread else t.split("_")[0] for t in rec.threads] == expected
 
 
-def test_the_shared_bound_applies_while_another_model_is_active() -> None:
-    """A worker's models share its loop and cores: while another is active a model may hold only
-    `shared_queue` items; alone it gets `max_queue`. A request is never refused for its own size."""
-    hood = Neighbourhood(window_s=0.2)
-    config = Settings(_env_file=None).batching_for("t")._replace(max_queue=8, shared_queue=2)  # type: ignore[call-arg]
+def test_a_flood_beside_a_lightly_used_model_gets_the_shared_bound() -> None:
+    """A worker's models share its loop and cores: a model getting requests at more than 8x the
+    rate of another active model may hold only `shared_queue` items; alone, or beside models
+    loaded alike, it gets `max_queue`. A request is never refused for its own size alone."""
+    hood = Neighbourhood(window_s=0.3)
+    config = Settings(_env_file=None).batching_for("t")._replace(max_queue=12, shared_queue=2)  # type: ignore[call-arg]
 
     def batcher(name: str) -> MicroBatcher[int, int]:
         return MicroBatcher(name, Recorder(), ThreadPoolExecutor(1), config, neighbourhood=hood)
 
-    flood, quiet = batcher("flood"), batcher("quiet")
-    with flood.admit(3), flood.admit(5):  # alone: the whole max_queue
-        assert flood.limit() == 8
-        assert flood.refusal() is not None
-        assert "limit 8" in (flood.refusal() or "")
-    with quiet.admit(1):
-        assert flood.limit() == 2
-        assert quiet.limit() == 2  # the same rule both ways: each has the other active
-        with flood.admit(5):  # nothing of it admitted: goes in whatever its size
-            assert (
-                flood.refusal()
-                == "flood is at capacity while other models are active (5 items in flight, limit 2)"
-            )
-            with pytest.raises(QueueFullError, match="while other models are active"), flood.admit(1):
+    def requests(b: MicroBatcher[int, int], n: int) -> None:
+        for _ in range(n):
+            with b.admit(1):
                 pass
-    # the quiet model finished, but a client a few times a second is still active for window_s
-    assert flood.limit() == 2
-    time.sleep(0.25)
-    assert flood.limit() == 8
-    with flood.admit(8), pytest.raises(QueueFullError, match=r"limit 8\)"), flood.admit(1):
+
+    flood, quiet, alike = batcher("flood"), batcher("quiet"), batcher("alike")
+    requests(flood, 40)
+    assert flood.limit() == 12  # alone
+    requests(quiet, 1)
+    assert flood.limit() == 2  # 40 requests beside 1: the quiet one is lightly used
+    assert quiet.limit() == 12  # the light one is never held back
+    with flood.admit(5):  # nothing of it admitted: goes in whatever its size
+        assert (
+            flood.refusal() == "flood is at capacity beside lightly used models (5 items in flight, limit 2)"
+        )
+        with pytest.raises(QueueFullError, match="beside lightly used models"), flood.admit(1):
+            pass
+    requests(quiet, 39)  # now loaded alike
+    assert flood.limit() == 12
+    requests(alike, 30)
+    assert flood.limit() == 12
+    time.sleep(0.35)  # nobody else within the window: alone again, however fast the rates were
+    requests(flood, 1)
+    assert flood.limit() == 12
+    with flood.admit(12), pytest.raises(QueueFullError, match=r"limit 12\)"), flood.admit(1):
         pass
 
 

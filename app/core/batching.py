@@ -7,15 +7,16 @@ through the model in a thread pool, off the event loop (a lone call known to be 
 loop: the hand-off would cost more). Each caller gets exactly its own rows, in order. The work in
 flight is bounded: `admit` refuses a request (HTTP 503) before any work is spent on it once
 `max_queue` items are admitted, and a full queue rejects at once too; neither ever grows without
-limit. The models of one worker share its event loop and cores: while another of them has work
-(a `Neighbourhood`), a model's bound is the smaller `shared_queue`, so a flood on one model holds
-no more work in the worker than about half a batch and the others keep their latency.
+limit. The models of one worker share its event loop and cores: a model flooded beside lightly
+used ones (a `Neighbourhood`) is held to the smaller `shared_queue`, so that it holds no more
+work in the worker than about half a batch and the others keep their latency.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -41,28 +42,37 @@ class BatchingConfig(NamedTuple):
 
 
 class Neighbourhood:
-    """The models of one worker: which have been active lately. A model counts as active while it
-    has items admitted, and for `window_s` after its last admission (a client sending a few
-    requests a second is active all along, not only during each request's few milliseconds).
-    Used on the event loop's thread only, like `admit`."""
+    """The models of one worker and how fast requests come to each: a rate that decays with time
+    constant `window_s`, so a client sending a few requests a second keeps its model active all
+    along, not only during each request's few milliseconds. Used on the event loop's thread
+    only, like `admit`."""
+
+    # A model is held to its shared bound while another active model gets requests at less than
+    # 1/HEAVY of its rate: a flood beside lightly used models. Models loaded alike (one load
+    # spread over three models) never hold each other back, however their queues fluctuate.
+    HEAVY = 8.0
 
     def __init__(self, window_s: float = 1.0) -> None:
         self.window_s = window_s
-        self._last: dict[object, float] = {}
-        self._busy: dict[object, int] = {}
+        self._rate: dict[object, tuple[float, float]] = {}  # member: (requests/s, as of when)
 
-    def admitted(self, member: object, items: int) -> None:
-        self._last[member] = time.monotonic()
-        self._busy[member] = self._busy.get(member, 0) + items
+    def _now_rate(self, member: object, now: float) -> float:
+        rate, when = self._rate.get(member, (0.0, now))
+        return rate * math.exp((when - now) / self.window_s)
 
-    def finished(self, member: object, items: int) -> None:
-        self._busy[member] -= items
+    def admitted(self, member: object) -> None:
+        now = time.monotonic()
+        self._rate[member] = (self._now_rate(member, now) + 1.0 / self.window_s, now)
 
-    def others_active(self, member: object) -> bool:
-        since = time.monotonic() - self.window_s
+    def beside_light(self, member: object) -> bool:
+        """Whether another model had a request within `window_s` and gets them at under 1/HEAVY
+        of `member`'s rate."""
+        now = time.monotonic()
+        own = self._now_rate(member, now)
         return any(
-            other is not member and (self._busy.get(other, 0) > 0 or last > since)
-            for other, last in self._last.items()
+            now - when <= self.window_s and self._now_rate(other, now) < own / self.HEAVY
+            for other, (_, when) in self._rate.items()
+            if other is not member
         )
 
 
@@ -178,10 +188,10 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         return self._admitted
 
     def limit(self) -> int:
-        """Items this model may have admitted now: `max_queue`, or `shared_queue` while another
-        model of the worker is active."""
+        """Items this model may have admitted now: `max_queue`, or `shared_queue` while a lightly
+        used model of the same worker is active beside it (`Neighbourhood`)."""
         n = self._neighbourhood
-        if self.shared_queue and n is not None and n.others_active(self):
+        if self.shared_queue and n is not None and n.beside_light(self):
             return self.shared_queue
         return self.max_queue
 
@@ -193,7 +203,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         limit = self.limit()
         if limit < self.max_queue and self._admitted and self._admitted + items > limit:
             return (
-                f"{self.label} is at capacity while other models are active ({self._admitted} items "
+                f"{self.label} is at capacity beside lightly used models ({self._admitted} items "
                 f"in flight, limit {limit})"
             )
         return None
@@ -219,13 +229,11 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             raise QueueFullError(full)
         self._admitted += items
         if self._neighbourhood is not None:
-            self._neighbourhood.admitted(self, items)
+            self._neighbourhood.admitted(self)
         try:
             yield
         finally:
             self._admitted -= items
-            if self._neighbourhood is not None:
-                self._neighbourhood.finished(self, items)
 
     def start(self) -> None:
         if self._worker is None:

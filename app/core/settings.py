@@ -105,9 +105,10 @@ class Settings(BaseSettings):
     shared_queue_size: int | None = Field(
         None,
         ge=1,
-        description="The same bound while another model of the worker has work (or had in the last "
-        "second): a flood on one model then holds no more of the worker's event loop and cores than "
-        "this, and the others keep their latency (bench/models.md, isolation). Default: half of "
+        description="The bound of a model getting requests at more than 8x the rate of another model of "
+        "the worker that had one in the last second: a flood beside lightly used models then holds no "
+        "more of the worker's event loop and cores than this, and they keep their latency "
+        "(bench/models.md, isolation); models loaded alike never hold each other back. Default: half of "
         "MAX_BATCH_SIZE. A request is never refused for its own size alone.",
     )
     refusal_delay_ms: float = Field(
