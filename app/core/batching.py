@@ -37,7 +37,7 @@ class BatchingConfig(NamedTuple):
     max_queue: int
     # A lone call expected to take at most this long runs on the event loop (0: never).
     inline_budget_s: float = 0.0
-    # The bound while another model of the worker is active (0: max_queue always).
+    # The bound beside a lightly used model of the same worker (Neighbourhood; 0: max_queue always).
     shared_queue: int = 0
 
 

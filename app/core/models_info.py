@@ -20,7 +20,7 @@ class BatchingInfo(BaseModel):
         description="Items admitted at once per worker before 503 (this model's own bound)."
     )
     shared_queue: int = Field(
-        description="The bound while another model of the worker is active (SHARED_QUEUE_SIZE)."
+        description="The bound beside a lightly used model of the same worker (SHARED_QUEUE_SIZE)."
     )
     inline_predict_ms: float
     queue_depth: int = Field(description="Items queued now, in the worker that answered.")
