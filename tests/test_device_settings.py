@@ -90,11 +90,12 @@ def test_per_model_batching_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_BATCH_SIZE", "16")
     monkeypatch.setenv("MODEL_BATCHING", '{"forecast": {"max_batch_size": 64, "max_batch_wait_ms": 0}}')
     s = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert s.batching_for("forecast") == (64, 0.0, 1024, 0.002)
-    assert s.batching_for("sentiment") == (16, 0.001, 1024, 0.002)
+    assert s.batching_for("forecast") == (64, 0.0, 1024, 0.002, 32)  # shared bound: half a batch
+    assert s.batching_for("sentiment") == (16, 0.001, 1024, 0.002, 8)
     monkeypatch.setenv("BATCHING", "false")
     monkeypatch.setenv("INLINE_PREDICT_MS", "0")
-    assert Settings(_env_file=None).batching_for("forecast") == (1, 0.0, 1024, 0.0)  # type: ignore[call-arg]
+    off = Settings(_env_file=None).batching_for("forecast")  # type: ignore[call-arg]
+    assert off == (1, 0.0, 1024, 0.0, 32)
     monkeypatch.setenv("MODEL_BATCHING", '{"forecast": {"max_batch_size": 0}}')
     with pytest.raises(ValueError, match="max_batch_size"):
         Settings(_env_file=None)  # type: ignore[call-arg]
