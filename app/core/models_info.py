@@ -115,9 +115,8 @@ def describe_models(state: AppState) -> list[str]:
     """One Markdown line per served model and version, for the OpenAPI document's description."""
     lines = []
     for m in models_response(state).models:
-        summary = m.manifest.get("architecture", {}).get("summary") or m.manifest.get("architecture", {}).get(
-            "name", ""
-        )
+        architecture = m.manifest.get("architecture", {})
+        summary = architecture.get("summary") or architecture.get("name", "")
         h = m.headline
         default = ", the default" if m.default else ""
         labels = ", ".join(m.labels[:12]) + (", ..." if len(m.labels) > 12 else "")
