@@ -199,12 +199,13 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         if self._admitted + items > self.max_queue:
             return f"{self.label} is at capacity ({self._admitted} items in flight, limit {self.max_queue})"
         # The shared bound never refuses a request for its own size alone: with nothing of this
-        # model admitted it goes in, whatever it holds (up to MAX_ITEMS_PER_REQUEST).
-        limit = self.limit()
-        if limit < self.max_queue and self._admitted and self._admitted + items > limit:
+        # model admitted it goes in, whatever it holds (up to MAX_ITEMS_PER_REQUEST). The
+        # neighbours' rates are looked at only when the request would pass that bound.
+        shared = self.shared_queue
+        if shared and self._admitted and self._admitted + items > shared and self.limit() == shared:
             return (
                 f"{self.label} is at capacity beside lightly used models ({self._admitted} items "
-                f"in flight, limit {limit})"
+                f"in flight, limit {shared})"
             )
         return None
 

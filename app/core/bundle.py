@@ -233,6 +233,11 @@ def discover_tasks(model_dir: Path) -> list[str]:
     return sorted(p.name for p in model_dir.iterdir() if p.is_dir() and any(p.glob(f"*/{MANIFEST_NAME}")))
 
 
+def model_key(name: str, version: str) -> str:
+    """`name@version`: how a request's `model` field, /models and refusals name one version."""
+    return f"{name}@{version}"
+
+
 @dataclass(frozen=True)
 class BundleRef:
     """A bundle found under MODEL_DIR whose manifest reads: which model, version and task."""
@@ -244,7 +249,7 @@ class BundleRef:
 
     @property
     def key(self) -> str:
-        return f"{self.name}@{self.version}"
+        return model_key(self.name, self.version)
 
 
 def scan_bundles(model_dir: Path, names: Sequence[str] = ()) -> tuple[list[BundleRef], list[str]]:

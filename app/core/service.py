@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
 from app.core.batching import MicroBatcher
+from app.core.bundle import model_key
 from app.core.catalog import MODEL_FIELD, SCOPE_KEY, ModelCatalog
 from app.core.limits import InputLimits
 from app.core.metrics import Metrics
@@ -73,7 +74,7 @@ class ModelService(Generic[RequestT, ResponseT]):
 
     @property
     def key(self) -> str:
-        return f"{self.name}@{self.version}"
+        return model_key(self.name, self.version)
 
     @property
     def labels(self) -> tuple[str, str]:

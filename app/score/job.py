@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from app.core.bundle import model_key
 from app.core.settings import Settings
 from app.main import default_bundle_dir
 from app.score.files import (
@@ -121,7 +122,7 @@ def run(job: ScoreJob) -> JobSummary:
     ok, errors = write_outputs(job.output, job.errors, (staging.read_part(p) for p in range(n_parts)))
     if not job.keep_parts:
         staging.remove()
-    model = f"{identity['model']}@{identity['model_version']}"
+    model = model_key(identity["model"], identity["model_version"])
     return JobSummary(index.total, ok, errors, index.total - done_before, seconds, model)
 
 
