@@ -164,6 +164,24 @@ def test_every_variable_is_a_setting_with_a_valid_value() -> None:
         Settings(_env_file=None, **{k.lower(): v for k, v in data.items()})  # type: ignore[call-arg]
 
 
+# Base values that differ from the service's own defaults on purpose (the configmap's comments say
+# why): the image's model folder, a pod's fixed CPU request instead of "auto".
+CONFIGMAP_OWN_VALUES = {"MODEL_DIR", "DEVICE", "WORKERS", "THREADS"}
+
+
+def test_base_configmap_repeats_the_services_defaults() -> None:
+    """The base lists the main settings for operators to see; a default changed in the service
+    (REFUSAL_DELAY_MS went from 100 to 500) must change here too, or pods run the stale value."""
+    data, _ = settings_from(base_resources())
+    for key, value in data.items():
+        if key in CONFIGMAP_OWN_VALUES:
+            continue
+        name = key.lower()
+        read = getattr(Settings(_env_file=None, **{name: value}), name)  # type: ignore[call-arg]
+        assert read == Settings.model_fields[name].get_default(call_default_factory=True), key
+    assert set(data) >= CONFIGMAP_OWN_VALUES
+
+
 def test_probes_and_ports_match_the_app(tmp_path: Path) -> None:
     # What the probe port answers (a supervisor with no ready worker yet): 404 for anything else.
     dockerfile = (ROOT / "Dockerfile").read_text()
