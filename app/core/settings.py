@@ -174,18 +174,15 @@ class Settings(BaseSettings):
         o = self.model_batching.get(model) or self.model_batching.get(task or model, ModelBatching())
         size = o.max_batch_size or self.max_batch_size
         wait_ms = self.max_batch_wait_ms if o.max_batch_wait_ms is None else o.max_batch_wait_ms
-        queue = o.max_queue_size or self.max_queue_size
+        # Half the configured batch, even with batching off: the bound is about work held, not batches.
         shared = o.shared_queue_size or self.shared_queue_size or max(1, size // 2)
-        inline = self.inline_predict_ms / 1000
         if not self.batching:
-            return BatchingConfig(
-                max_batch_size=1, max_wait_s=0.0, max_queue=queue, inline_budget_s=inline, shared_queue=shared
-            )
+            size, wait_ms = 1, 0.0
         return BatchingConfig(
             max_batch_size=size,
             max_wait_s=wait_ms / 1000,
-            max_queue=queue,
-            inline_budget_s=inline,
+            max_queue=o.max_queue_size or self.max_queue_size,
+            inline_budget_s=self.inline_predict_ms / 1000,
             shared_queue=shared,
         )
 
