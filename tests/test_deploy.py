@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from app.core.settings import Settings
+from tests.support.settings_env import read_from_env, service_default
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_ENV = {name.upper() for name in Settings.model_fields}
@@ -50,10 +51,7 @@ def test_compose_passes_every_setting_with_the_services_default(monkeypatch: pyt
             assert default == COMPOSE_OWN_DEFAULTS[key]
             continue
         # What the container reads when the host sets nothing is the service's own default.
-        monkeypatch.setenv(key, default)
-        read = getattr(Settings(_env_file=None), name)  # type: ignore[call-arg]
-        monkeypatch.delenv(key)
-        assert read == Settings.model_fields[name].get_default(call_default_factory=True), key
+        assert read_from_env(monkeypatch, key, default) == service_default(key), key
 
 
 def test_compose_port_volume_and_healthcheck_agree_with_settings() -> None:

@@ -140,8 +140,6 @@ def test_overload_sheds_excess_quickly_and_recovers(echo_model_dir: Path) -> Non
     assert statuses.get(503, 0) > 0.3 * r["sent"], "excess load must be shed"
     assert statuses.get(200, 0) > 0.1 * r["sent"], "the service keeps doing useful work"
     assert r["wrong_answers"] == 0
-    # A refusal waits REFUSAL_DELAY_MS on a timer (so that clients retrying at once do not churn
-    # the event loop), and nothing else: it is never queued behind admitted work.
     assert r["reject_p99_s"] < REJECT_BOUND_S, "rejections must be quick, not queued"
     # bounded queue => bounded latency for accepted work: at most ~queue/capacity + one call
     assert r["ok_p99_s"] < (QUEUE + BATCH) / r["capacity_rps"] + 1.0
