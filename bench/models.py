@@ -47,6 +47,11 @@ NAMES = ("sentiment", "sentiment-b", "sentiment-c")
 ISOLATION_TARGET = 3.0
 
 
+def isolation_phase_s(seconds: float) -> float:
+    """Each isolation phase: 3x a load cell, so that its p99 is not the single slowest request."""
+    return max(3 * seconds, 2.0)
+
+
 def log(msg: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
 
@@ -205,7 +210,7 @@ def cell_isolation(
     log("isolation: 4 req/s on sentiment-b, alone, then beside a flood of 512 on sentiment")
     with server(model_dir, NAMES[:2], run_dir, "isolation", max_queue_size=64) as running:
         url = running.url + "/sentiment"
-        phase_s = max(3 * opts.seconds, 2.0)
+        phase_s = isolation_phase_s(opts.seconds)
         with Paced(url, quiet_body, 0.25) as alone:
             time.sleep(phase_s)
         with Paced(url, quiet_body, 0.25) as beside:
@@ -360,8 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Machine: {machine.one_line(mach)}. "
             f"Other processes using CPU at start or end: {', '.join(others) or 'none'}. Shipped settings "
             f"(`python -m app`), three names of the shipped sentiment bundle (same graph); IMDB reviews; "
-            f"{opts.seconds:g} s per load cell (isolation: {3 * opts.seconds:g} s per phase); load from "
-            "wrk. Raw figures: bench/runs/<stamp>/models.json.\n\n" + table + "\n"
+            f"{opts.seconds:g} s per load cell (isolation: {isolation_phase_s(opts.seconds):g} s per "
+            "phase); load from wrk. Raw figures: bench/runs/<stamp>/models.json.\n\n" + table + "\n"
         )
         (BENCH_DIR / "models.md").write_text(report)
         log(f"wrote {BENCH_DIR / 'models.md'}")
